@@ -1,0 +1,1 @@
+//! Skiff's end-to-end test harness.
