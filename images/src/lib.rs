@@ -9,6 +9,10 @@
 //! # Layout
 //!
 //! - [`digest`]: `sha256:` digests and verifying readers/writers.
+//! - [`content`]: manifests, indexes and configs by digest, verified before visible.
+//! - [`metadata`]: the SQLite index of images, names, layers and snapshots.
 #![deny(missing_docs)]
 
+pub mod content;
 pub mod digest;
+pub mod metadata;
