@@ -11,8 +11,18 @@
 //! - [`digest`]: `sha256:` digests and verifying readers/writers.
 //! - [`content`]: manifests, indexes and configs by digest, verified before visible.
 //! - [`metadata`]: the SQLite index of images, names, layers and snapshots.
+//! - [`reference`]: image references, normalized as docker and containerd do.
+//! - [`platform`]: node platforms and picking a manifest from an image index.
+//! - [`registries`]: `registries.yaml` mirrors, rewrites, auth and TLS, as k3s reads it.
+//! - [`distribution`]: the OCI distribution client: resolve, auth, mirror fallback, blob streams.
+//! - [`unpack`]: layer tars into overlayfs-format snapshot directories, safely.
 #![deny(missing_docs)]
 
 pub mod content;
 pub mod digest;
+pub mod distribution;
 pub mod metadata;
+pub mod platform;
+pub mod reference;
+pub mod registries;
+pub mod unpack;
