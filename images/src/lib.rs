@@ -15,6 +15,7 @@
 //! - [`platform`]: node platforms and picking a manifest from an image index.
 //! - [`registries`]: `registries.yaml` mirrors, rewrites, auth and TLS, as k3s reads it.
 //! - [`distribution`]: the OCI distribution client: resolve, auth, mirror fallback, blob streams.
+//! - [`overlay`]: mounting container root filesystems (overlayfs) behind the [`overlay::Mounter`] seam.
 //! - [`unpack`]: layer tars into overlayfs-format snapshot directories, safely.
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod content;
 pub mod digest;
 pub mod distribution;
 pub mod metadata;
+pub mod overlay;
 pub mod platform;
 pub mod reference;
 pub mod registries;
