@@ -7,6 +7,8 @@
 //! docker.io). Rewrites apply to mirror endpoints only. A mirror endpoint with
 //! a path other than `/v2` uses that path as its API root, as k3s (containerd
 //! `override_path`) does, so `https://harbor.example.com/v2/proxy-hub` works.
+//! A registry on the loopback interface is also tried over plain HTTP, as
+//! containerd does.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -158,6 +160,9 @@ pub struct Endpoint {
     pub mirror: bool,
     /// The `configs` key that applies to this endpoint, if any.
     pub config_key: Option<String>,
+    /// An implicit plain-HTTP attempt at a loopback registry: when every
+    /// endpoint fails, its error is the least interesting.
+    pub plain_http_fallback: bool,
     rewrites: Vec<Rewrite>,
 }
 
@@ -282,6 +287,7 @@ impl RegistriesConfig {
                 registry: registry.to_owned(),
                 mirror: true,
                 config_key,
+                plain_http_fallback: false,
                 rewrites: mirror.map(|m| m.rewrite.clone()).unwrap_or_default(),
             });
         }
@@ -290,23 +296,26 @@ impl RegistriesConfig {
         }
         let (url, host) = default;
         let config_key = self.config_key(&[Some(host.as_str()), Some(registry)]);
-        let upstream = |url: Url| Endpoint {
+        let upstream = |url: Url, plain_http_fallback: bool| Endpoint {
             url,
             host: host.clone(),
             registry: registry.to_owned(),
             mirror: false,
             config_key: config_key.clone(),
+            plain_http_fallback,
             rewrites: Vec::new(),
         };
-        out.push(upstream(url.clone()));
-        // containerd falls back to plain HTTP for registries on the loopback
-        // interface, where nothing on the network can intercept the traffic.
+        // Like containerd, registries on the loopback interface may speak plain
+        // HTTP: nothing on the network can intercept that traffic. Plain HTTP
+        // goes first because a TLS server answers it at once with a 400, while
+        // a plain server may wait for the end of a TLS hello that never comes.
         if is_loopback(&url) {
-            let mut http = url;
+            let mut http = url.clone();
             if http.set_scheme("http").is_ok() {
-                out.push(upstream(http));
+                out.push(upstream(http, true));
             }
         }
+        out.push(upstream(url, false));
         out
     }
 
@@ -612,7 +621,7 @@ configs:
         let config = RegistriesConfig::default();
         assert_eq!(
             urls(&config.endpoints("127.0.0.1:5000")),
-            ["https://127.0.0.1:5000/v2", "http://127.0.0.1:5000/v2"]
+            ["http://127.0.0.1:5000/v2", "https://127.0.0.1:5000/v2"]
         );
         assert_eq!(urls(&config.endpoints("localhost:5000")).len(), 2);
     }
