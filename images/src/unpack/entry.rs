@@ -135,24 +135,29 @@ impl EntryMeta {
             tar::EntryType::Block => Kind::BlockDevice(device()?),
             tar::EntryType::Fifo => Kind::Fifo,
             other => {
-                return Err(invalid(format!(
-                    "unsupported entry type {:?}",
-                    other.as_byte()
-                )));
+                let byte = char::from(other.as_byte());
+                return Err(invalid(format!("unsupported entry type {byte:?}")));
             }
         };
         if path.as_os_str().is_empty() && kind != Kind::Dir {
             return Err(invalid("only a directory may name the layer root".into()));
         }
-        let mode = header.mode().map_err(|e| field("mode", e))? & 0o7777;
+        // Go's archive/tar (which most image builders use) reads an empty
+        // numeric field as 0; so do we, where the tar crate would refuse it.
+        let old = header.as_old();
+        let numeric = |what: &str, raw: &[u8], value: std::io::Result<u64>| match value {
+            Err(_) if raw.iter().all(|b| matches!(b, 0 | b' ')) => Ok(0),
+            value => value.map_err(|e| field(what, e)),
+        };
+        let mode = numeric("mode", &old.mode, header.mode().map(u64::from))? as u32 & 0o7777;
         // The tar crate already applied PAX `uid`/`gid` overrides to the header.
-        let id = |what: &str, value: std::io::Result<u64>| -> Result<u32, UnpackError> {
-            let value = value.map_err(|e| field(what, e))?;
+        let id = |what: &str, raw: &[u8], value| -> Result<u32, UnpackError> {
+            let value = numeric(what, raw, value)?;
             u32::try_from(value).map_err(|_| invalid(format!("{what} {value} out of range")))
         };
-        let uid = id("uid", header.uid())?;
-        let gid = id("gid", header.gid())?;
-        let header_mtime = header.mtime().map_err(|e| field("mtime", e))?;
+        let uid = id("uid", &old.uid, header.uid())?;
+        let gid = id("gid", &old.gid, header.gid())?;
+        let header_mtime = numeric("mtime", &old.mtime, header.mtime())?;
         let mut mtime = Timestamp {
             sec: i64::try_from(header_mtime).unwrap_or(i64::MAX),
             nsec: 0,

@@ -139,7 +139,7 @@ impl Tree {
                     if is_symlink(&st) {
                         return Err(UnpackError::Unsafe {
                             entry: entry.into(),
-                            reason: format!("{} is a symlink", walked.display()),
+                            reason: format!("its path goes through symlink {:?}", walked),
                         });
                     }
                     if is_whiteout(&st) && missing == Missing::Create {
