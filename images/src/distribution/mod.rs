@@ -65,8 +65,10 @@ pub struct RegistryClient {
 struct Inner {
     config: RegistriesConfig,
     platforms: PlatformMatcher,
-    /// One HTTP client per `configs` entry with TLS settings; `None` for the rest.
-    http: HashMap<Option<String>, reqwest::Client>,
+    /// The HTTP client for endpoints without TLS settings.
+    default_http: reqwest::Client,
+    /// One HTTP client per `configs` entry with TLS settings.
+    tls_http: HashMap<String, reqwest::Client>,
     /// Credentials from `configs.<key>.auth`, decoded once.
     configured_credentials: HashMap<String, Credentials>,
     auth: Arc<AuthCache>,
@@ -89,6 +91,7 @@ impl fmt::Debug for RegistryClient {
 }
 
 /// A reference resolved at a registry to the manifest this node runs.
+#[derive(Clone)]
 pub struct ResolvedImage {
     /// The reference as asked (mirror rewrites do not change it).
     pub reference: Reference,
@@ -159,16 +162,13 @@ impl RegistryClient {
         config: RegistriesConfig,
         platforms: PlatformMatcher,
     ) -> Result<Self, RegistryError> {
-        let mut http = HashMap::new();
-        http.insert(
-            None,
-            build_http("default", tls::client_config("default", None)?)?,
-        );
+        let default_http = build_http("default", tls::client_config("default", None)?)?;
+        let mut tls_http = HashMap::new();
         let mut configured_credentials = HashMap::new();
         for (key, entry) in &config.configs {
             if entry.tls.is_some() {
                 let tls = tls::client_config(key, entry.tls.as_ref())?;
-                http.insert(Some(key.clone()), build_http(key, tls)?);
+                tls_http.insert(key.clone(), build_http(key, tls)?);
             }
             if let Some(auth) = &entry.auth {
                 let credentials = Credentials::from_auth_config(auth).map_err(|e| {
@@ -185,7 +185,8 @@ impl RegistryClient {
             inner: Arc::new(Inner {
                 config,
                 platforms,
-                http,
+                default_http,
+                tls_http,
                 configured_credentials,
                 auth: Arc::new(AuthCache::default()),
             }),
@@ -301,7 +302,7 @@ impl RegistryClient {
         };
         if response
             .content_length()
-            .is_some_and(|len| len + offset - skip > size)
+            .is_some_and(|len| len.saturating_add(offset - skip) > size)
         {
             return Err(RegistryError::TooLarge {
                 what: format!("blob {digest}"),
@@ -332,11 +333,12 @@ impl RegistryClient {
         } else {
             caller.or(configured).cloned()
         };
-        let tls_key = endpoint
+        let http = endpoint
             .config_key
-            .clone()
-            .filter(|k| self.inner.http.contains_key(&Some(k.clone())));
-        let http = self.inner.http[&tls_key].clone();
+            .as_ref()
+            .and_then(|k| self.inner.tls_http.get(k))
+            .unwrap_or(&self.inner.default_http)
+            .clone();
         EndpointSession {
             repository: endpoint.repository(&reference.repository),
             endpoint,

@@ -149,7 +149,8 @@ impl EndpointSession {
 
     fn no_credentials_hint(&self, refusal: &str) -> String {
         format!(
-            "{refusal} (no credentials: add an image pull secret or configs.\"{}\".auth in registries.yaml)",
+            "{refusal} (no credentials were sent: the repository may not exist, or it needs \
+             an image pull secret or configs.\"{}\".auth in registries.yaml)",
             self.endpoint.host
         )
     }
