@@ -1,0 +1,6 @@
+//! Tests of the harness itself: fixture images, archives and registries.
+
+mod archives;
+mod fixtures;
+mod registries;
+mod support;
