@@ -68,6 +68,23 @@ fn kernel_said(detail: &Option<String>) -> String {
 }
 
 impl MountError {
+    fn mount(kind: &'static str, layers: usize, target: &Path, source: io::Error) -> Self {
+        Self::Mount {
+            kind,
+            layers,
+            target: target.into(),
+            detail: None,
+            source,
+        }
+    }
+
+    fn invalid(target: &Path, reason: String) -> Self {
+        Self::InvalidSpec {
+            target: target.into(),
+            reason,
+        }
+    }
+
     /// Whether the mount point is busy (open files, a process inside): the
     /// caller may retry later.
     pub fn is_busy(&self) -> bool {
@@ -113,18 +130,24 @@ impl Mounter for KernelMounter {
             }
             Err(errno) => Err(MountError::Unmount {
                 target: target.into(),
-                source: io::Error::from(errno),
+                source: errno.into(),
             }),
         }
     }
 }
 
 impl OverlaySpec {
+    /// A read-only view of `lower` (top-most first).
+    pub fn read_only(lower: Vec<PathBuf>) -> Self {
+        Self {
+            lower,
+            upper: None,
+            work: None,
+        }
+    }
+
     fn validate(&self, target: &Path) -> Result<(), MountError> {
-        let invalid = |reason: String| MountError::InvalidSpec {
-            target: target.into(),
-            reason,
-        };
+        let invalid = |reason| MountError::invalid(target, reason);
         if self.upper.is_some() != self.work.is_some() {
             return Err(invalid("upper and work dirs go together".into()));
         }
@@ -201,13 +224,7 @@ fn page_size() -> usize {
 
 fn bind(source: &Path, target: &Path, read_only: bool, layers: usize) -> Result<(), MountError> {
     let kind = if read_only { "read-only bind" } else { "bind" };
-    let err = |errno: nix::errno::Errno| MountError::Mount {
-        kind,
-        layers,
-        target: target.into(),
-        detail: None,
-        source: io::Error::from(errno),
-    };
+    let err = |errno: nix::errno::Errno| MountError::mount(kind, layers, target, errno.into());
     let none: Option<&str> = None;
     nix::mount::mount(Some(source), target, none, MsFlags::MS_BIND, none).map_err(err)?;
     if read_only {
@@ -223,10 +240,7 @@ fn bind(source: &Path, target: &Path, read_only: bool, layers: usize) -> Result<
 
 fn mount_overlayfs(spec: &OverlaySpec, target: &Path) -> Result<(), MountError> {
     let layers = spec.lower.len();
-    let invalid = |reason: String| MountError::InvalidSpec {
-        target: target.into(),
-        reason,
-    };
+    let invalid = |reason| MountError::invalid(target, reason);
     let options = spec.options(None);
     if let Ok(options) = &options
         && options.len() < page_size()
@@ -261,13 +275,7 @@ fn mount_with_options(options: &str, target: &Path, layers: usize) -> Result<(),
         MsFlags::empty(),
         Some(options),
     )
-    .map_err(|errno| MountError::Mount {
-        kind: "overlay",
-        layers,
-        target: target.into(),
-        detail: None,
-        source: io::Error::from(errno),
-    })
+    .map_err(|errno| MountError::mount("overlay", layers, target, errno.into()))
 }
 
 /// Mounts with lower dirs relative to `base`, resolved against the cwd of a
@@ -278,13 +286,7 @@ fn mount_relative(
     target: &Path,
     layers: usize,
 ) -> Result<(), MountError> {
-    let err = |source| MountError::Mount {
-        kind: "overlay",
-        layers,
-        target: target.into(),
-        detail: None,
-        source,
-    };
+    let err = |source| MountError::mount("overlay", layers, target, source);
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -376,19 +378,7 @@ fn mount_with_fsconfig(spec: &OverlaySpec, target: &Path) -> Result<(), Fsconfig
         set(c"workdir", work)?;
     }
     set(c"index", Path::new("off"))?;
-    // SAFETY: plain syscall on a valid fd; null key and value are required.
-    let created = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<u8>(),
-            std::ptr::null::<u8>(),
-            0,
-        )
-    };
-    if created < 0 {
-        let err = io::Error::last_os_error();
+    if let Err(err) = fsconfig(&fs, FSCONFIG_CMD_CREATE, None, None) {
         return Err(failed(explain("creating the overlay".into()), err));
     }
     // SAFETY: plain syscall on a valid fd; the result is checked.
@@ -416,14 +406,24 @@ fn mount_with_fsconfig(spec: &OverlaySpec, target: &Path) -> Result<(), Fsconfig
 
 fn fsconfig_string(fs: &OwnedFd, key: &CStr, value: &[u8]) -> io::Result<()> {
     let value = CString::new(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: key and value are NUL-terminated; the fd is valid.
+    fsconfig(fs, FSCONFIG_SET_STRING, Some(key), Some(&value))
+}
+
+fn fsconfig(
+    fs: &OwnedFd,
+    cmd: libc::c_uint,
+    key: Option<&CStr>,
+    value: Option<&CStr>,
+) -> io::Result<()> {
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: key and value are NUL-terminated or null as `cmd` requires.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),
-            FSCONFIG_SET_STRING,
-            key.as_ptr(),
-            value.as_ptr(),
+            cmd,
+            ptr(key),
+            ptr(value),
             0,
         )
     };
@@ -527,13 +527,13 @@ impl Mounter for RecordingMounter {
             target: target.into(),
         });
         if let Some(errno) = state.fail_next.take() {
-            return Err(MountError::Mount {
-                kind: "overlay",
-                layers: spec.lower.len(),
-                target: target.into(),
-                detail: None,
-                source: io::Error::from_raw_os_error(errno),
-            });
+            let source = io::Error::from_raw_os_error(errno);
+            return Err(MountError::mount(
+                "overlay",
+                spec.lower.len(),
+                target,
+                source,
+            ));
         }
         state.mounted.push(target.into());
         Ok(())
@@ -691,13 +691,7 @@ mod tests {
         assert_eq!(names(&two.join("d")), ["z"]);
         // A third, read-only view of the same layers while both are mounted.
         let three = tmp.path().join("three");
-        let _three = Mounted::at(
-            &OverlaySpec {
-                lower,
-                ..Default::default()
-            },
-            &three,
-        );
+        let _three = Mounted::at(&OverlaySpec::read_only(lower), &three);
         assert_eq!(fs::read_to_string(three.join("b")).unwrap(), "B");
     }
 
@@ -707,14 +701,7 @@ mod tests {
         let lower = two_layers(tmp.path());
         for (name, lower) in [("single", vec![lower[1].clone()]), ("both", lower.clone())] {
             let target = tmp.path().join(name);
-            let _mount = Mounted::at(
-                &OverlaySpec {
-                    lower,
-                    upper: None,
-                    work: None,
-                },
-                &target,
-            );
+            let _mount = Mounted::at(&OverlaySpec::read_only(lower), &target);
             assert_eq!(fs::read_to_string(target.join("b")).unwrap(), "B");
             let err = fs::write(target.join("new"), "x").unwrap_err();
             assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{name}");
@@ -758,39 +745,25 @@ mod tests {
         let spec = writable(tmp.path(), &lower, "c1");
         assert!(spec.options(None).unwrap().len() > 4 * page_size());
         let target = tmp.path().join("rootfs");
-        let _mount = Mounted::at(&spec, &target);
+        let mount = Mounted::at(&spec, &target);
         assert_many_layers_merged(&target);
         fs::write(target.join("written"), "").unwrap();
         assert!(spec.upper.unwrap().join("written").exists());
-    }
+        drop(mount);
 
-    #[test]
-    fn the_new_mount_api_takes_one_lower_dir_at_a_time() {
-        let tmp = tempfile::tempdir().unwrap();
-        let lower = many_layers(tmp.path());
+        // The new mount API names the lower dir it could not use.
+        let missing = tmp.path().join("missing");
         let spec = OverlaySpec {
-            lower,
+            lower: vec![missing, tmp.path().into()],
             ..Default::default()
         };
-        let target = tmp.path().join("rootfs");
-        fs::create_dir_all(&target).unwrap();
         match mount_with_fsconfig(&spec, &target) {
-            Ok(()) => {}
-            // Kernels before 6.8: the relative fallback is tested below.
-            Err(FsconfigError::Unsupported(why)) => return tracing::warn!(%why, "skipped"),
-            Err(FsconfigError::Failed(err)) => panic!("{err}"),
-        }
-        let _mount = Mounted(target.clone());
-        assert_many_layers_merged(&target);
-        let missing = OverlaySpec {
-            lower: vec![tmp.path().join("missing"), tmp.path().into()],
-            ..Default::default()
-        };
-        match mount_with_fsconfig(&missing, &tmp.path().join("rootfs")) {
             Err(FsconfigError::Failed(err)) => {
                 assert!(err.to_string().contains("missing"), "{err}")
             }
-            _ => panic!("a missing lower dir must fail"),
+            // Kernels before 6.8: the relative fallback is tested below.
+            Err(FsconfigError::Unsupported(why)) => tracing::warn!(%why, "no lowerdir+"),
+            Ok(()) => panic!("a missing lower dir must fail"),
         }
     }
 
@@ -854,10 +827,7 @@ mod tests {
             lower: vec!["relative".into(), "/l".into()],
             ..Default::default()
         });
-        let spec = OverlaySpec {
-            lower: vec!["/l".into()],
-            ..Default::default()
-        };
+        let spec = OverlaySpec::read_only(vec!["/l".into()]);
         assert!(
             KernelMounter
                 .mount_overlay(&spec, Path::new("rel"))
@@ -868,10 +838,7 @@ mod tests {
     #[test]
     fn recording_mounter_records_and_fails_on_demand() {
         let mounter = RecordingMounter::new();
-        let spec = OverlaySpec {
-            lower: vec!["/l".into()],
-            ..Default::default()
-        };
+        let spec = OverlaySpec::read_only(vec!["/l".into()]);
         let (a, b) = (Path::new("/run/a"), Path::new("/run/b"));
         mounter.mount_overlay(&spec, a).unwrap();
         mounter.mount_overlay(&spec, b).unwrap();

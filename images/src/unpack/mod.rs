@@ -16,6 +16,8 @@ mod tree;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod throughput;
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
@@ -405,9 +407,12 @@ impl Unpacker<'_> {
         if options.preserve_ownership {
             tree::lchownat(dir, name, meta.uid, meta.gid).map_err(err("chown"))?;
         }
-        set_xattrs(meta, |xattr, value| {
-            tree::lsetxattrat(dir, name, xattr, value)
-        })?;
+        if !meta.xattrs.is_empty() {
+            let fd = tree::open_subdir(dir, name).map_err(err("open directory"))?;
+            set_xattrs(meta, |xattr, value| {
+                tree::fsetxattr(fd.as_fd(), xattr, value)
+            })?;
+        }
         let path = meta.path.clone();
         dirs.insert(
             path,
@@ -518,15 +523,23 @@ impl Unpacker<'_> {
         let Self {
             tree, usage, dirs, ..
         } = self;
-        let target_dir = tree.open_dir(target_parent, Missing::Fail, usage, &meta.name)?;
+        let missing = || {
+            let target = target.display();
+            invalid(format!(
+                "hard link target {target} is not an earlier entry of this layer"
+            ))
+        };
+        let is_missing =
+            |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR));
+        let target_dir = match tree.open_dir(target_parent, Missing::Fail, usage, &meta.name) {
+            Err(UnpackError::Io { source, .. }) if is_missing(&source) => return Err(missing()),
+            result => result?,
+        };
         let dir = tree.dir(parent, Missing::Create, usage, &meta.name)?;
         let link = || tree::linkat(target_dir.as_fd(), &target_name, dir, name);
         match replacing(dir, name, &meta.path, usage, dirs, link) {
             Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(invalid(format!(
-                "hard link target {} is not an earlier entry of this layer",
-                target.display()
-            ))),
+            Err(e) if is_missing(&e) => Err(missing()),
             Err(e) => Err(io_err(&meta.name, "link", e)),
         }
     }

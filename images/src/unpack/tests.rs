@@ -609,15 +609,18 @@ fn symlinks_themselves_may_point_anywhere() {
 
 #[test]
 fn hard_links_must_name_an_earlier_entry() {
-    let tar = Layer::new()
-        .link(tar::EntryType::Link, "h", "missing")
-        .tar();
-    let err = Sandbox::new().unpack(&tar).unwrap_err();
-    assert!(
-        matches!(&err, UnpackError::Invalid { entry, .. } if entry == "h"),
-        "{err}"
-    );
-    assert!(err.to_string().contains("not an earlier entry"), "{err}");
+    for target in ["missing", "no/such/dir", "file/below-a-file"] {
+        let tar = Layer::new()
+            .file("file", "")
+            .link(tar::EntryType::Link, "h", target)
+            .tar();
+        let err = Sandbox::new().unpack(&tar).unwrap_err();
+        assert!(
+            matches!(&err, UnpackError::Invalid { entry, .. } if entry == "h"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not an earlier entry"), "{err}");
+    }
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
