@@ -39,7 +39,11 @@ pub enum ContentError {
 
 impl ContentError {
     fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Self + 'a {
-        move |source| Self::Io { op, path: path.to_path_buf(), source }
+        move |source| Self::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// Whether the failure was the disk running out of space.
@@ -58,7 +62,9 @@ pub struct ContentStore {
 impl ContentStore {
     /// Opens (creating) the store at `root` and drops unfinished writes.
     pub fn open(root: &Path) -> Result<Self, ContentError> {
-        let store = Self { root: root.to_path_buf() };
+        let store = Self {
+            root: root.to_path_buf(),
+        };
         for dir in [store.blobs_dir(), store.ingest_dir()] {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -100,13 +106,18 @@ impl ContentStore {
     pub fn write(&self, digest: &Digest, data: &[u8]) -> Result<(), ContentError> {
         let actual = Digest::sha256_of(data);
         if &actual != digest {
-            return Err(ContentError::DigestMismatch { expected: digest.clone(), actual });
+            return Err(ContentError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
         }
         let target = self.path(digest);
         if target.is_file() {
             return Ok(());
         }
-        let tmp = self.ingest_dir().join(format!("{}.{}", digest.hex(), std::process::id()));
+        let tmp = self
+            .ingest_dir()
+            .join(format!("{}.{}", digest.hex(), std::process::id()));
         let result = write_synced(&tmp, data).and_then(|()| {
             fs::rename(&tmp, &target).map_err(ContentError::io("rename into place", &target))
         });
@@ -124,7 +135,11 @@ impl ContentStore {
             if source.kind() == io::ErrorKind::NotFound {
                 ContentError::Missing(digest.clone())
             } else {
-                ContentError::Io { op: "read", path, source }
+                ContentError::Io {
+                    op: "read",
+                    path,
+                    source,
+                }
             }
         })
     }
@@ -133,9 +148,11 @@ impl ContentStore {
     pub fn remove(&self, digest: &Digest) -> Result<(), ContentError> {
         let path = self.path(digest);
         match fs::remove_file(&path) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => {
-                Err(ContentError::Io { op: "remove", path, source: err })
-            }
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(ContentError::Io {
+                op: "remove",
+                path,
+                source: err,
+            }),
             _ => Ok(()),
         }
     }
@@ -147,7 +164,9 @@ impl ContentStore {
         for entry in fs::read_dir(&dir).map_err(ContentError::io("read", &dir))? {
             let entry = entry.map_err(ContentError::io("read", &dir))?;
             let name = entry.file_name();
-            let Some(digest) = name.to_str().and_then(|hex| format!("sha256:{hex}").parse().ok())
+            let Some(digest) = name
+                .to_str()
+                .and_then(|hex| format!("sha256:{hex}").parse().ok())
             else {
                 continue;
             };
@@ -165,7 +184,8 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<(), ContentError> {
         .mode(0o600)
         .open(path)
         .map_err(ContentError::io("create", path))?;
-    file.write_all(data).map_err(ContentError::io("write", path))?;
+    file.write_all(data)
+        .map_err(ContentError::io("write", path))?;
     file.sync_all().map_err(ContentError::io("sync", path))
 }
 

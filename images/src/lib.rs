@@ -17,14 +17,32 @@
 //! - [`distribution`]: the OCI distribution client: resolve, auth, mirror fallback, blob streams.
 //! - [`overlay`]: mounting container root filesystems (overlayfs) behind the [`overlay::Mounter`] seam.
 //! - [`unpack`]: layer tars into overlayfs-format snapshot directories, safely.
+//! - [`snapshots`]: layer and container snapshot directories, crash-safe.
+//! - [`pull`]: resolve, then stream missing layers into snapshots, verified.
+//! - [`progress`]: pull progress for watchers (the crictl progress bar).
+//! - [`gc`]: kubelet-style image garbage collection between disk thresholds.
+//! - [`store`]: [`ImageStore`], the entry point tying it all together.
+//! - [`error`]: [`ImageError`] and its [`ErrorKind`] for status codes.
 #![deny(missing_docs)]
 
 pub mod content;
 pub mod digest;
 pub mod distribution;
+pub mod error;
+pub mod gc;
+mod locks;
 pub mod metadata;
 pub mod overlay;
 pub mod platform;
+pub mod progress;
+pub mod pull;
 pub mod reference;
 pub mod registries;
+pub mod snapshots;
+pub mod store;
 pub mod unpack;
+
+pub use error::{ErrorKind, ImageError};
+pub use metadata::ImageRecord;
+pub use pull::PullOutcome;
+pub use store::{FsUsage, ImageStore, StoreConfig};

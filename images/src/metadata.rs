@@ -141,7 +141,10 @@ pub struct Metadata {
 impl Metadata {
     /// Opens (creating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, MetadataError> {
-        let err = |source| MetadataError::Sqlite { path: path.to_path_buf(), source };
+        let err = |source| MetadataError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(err)?;
         // NORMAL is crash-safe in WAL mode: a power cut may lose the newest
         // transaction, never consistency; files are synced before commit.
@@ -152,19 +155,31 @@ impl Metadata {
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         restrict_permissions(path);
-        Ok(Self { path: path.to_path_buf(), conn: Mutex::new(conn) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error>,
     ) -> Result<T, MetadataError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut conn).map_err(|source| MetadataError::Sqlite { path: self.path.clone(), source })
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut conn).map_err(|source| MetadataError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn corrupt(&self, detail: String) -> MetadataError {
-        MetadataError::Corrupt { path: self.path.clone(), detail }
+        MetadataError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        }
     }
 
     /// Every image, with names and layers.
@@ -199,7 +214,9 @@ impl Metadata {
                     "SELECT image_id, blob_digest, blob_size, media_type, diff_id \
                      FROM image_layers ORDER BY image_id, position",
                 )?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
                 .collect::<Result<_, _>>()?;
             Ok((rows, names, layers))
         })?;
@@ -207,8 +224,11 @@ impl Metadata {
         let digest = |s: &str| s.parse::<Digest>().map_err(|e| self.corrupt(e.to_string()));
         let mut images = Vec::with_capacity(rows.len());
         for (id, manifest_digest, media_type, size, user, pinned, created_at, last_used) in rows {
-            let image_names =
-                names.iter().filter(|(i, _)| *i == id).map(|(_, n)| n.clone()).collect();
+            let image_names = names
+                .iter()
+                .filter(|(i, _)| *i == id)
+                .map(|(_, n)| n.clone())
+                .collect();
             let mut image_layers = Vec::new();
             for (_, blob, blob_size, layer_media_type, diff_id) in
                 layers.iter().filter(|(i, ..)| *i == id)
@@ -290,15 +310,19 @@ impl Metadata {
     /// Deletes an image with its names and layer list (not its snapshots).
     pub fn delete_image(&self, id: &Digest) -> Result<(), MetadataError> {
         self.with(|conn| {
-            conn.execute("DELETE FROM images WHERE id = ?1", [id.to_string()]).map(drop)
+            conn.execute("DELETE FROM images WHERE id = ?1", [id.to_string()])
+                .map(drop)
         })
     }
 
     /// Records that an image was used now.
     pub fn touch_image(&self, id: &Digest, now: i64) -> Result<(), MetadataError> {
         self.with(|conn| {
-            conn.execute("UPDATE images SET last_used = ?2 WHERE id = ?1", params![id.to_string(), now])
-                .map(drop)
+            conn.execute(
+                "UPDATE images SET last_used = ?2 WHERE id = ?1",
+                params![id.to_string(), now],
+            )
+            .map(drop)
         })
     }
 
@@ -319,7 +343,12 @@ impl Metadata {
     }
 
     /// Marks a snapshot ready, with its measured usage.
-    pub fn finish_snapshot(&self, id: i64, disk_usage: u64, inodes: u64) -> Result<(), MetadataError> {
+    pub fn finish_snapshot(
+        &self,
+        id: i64,
+        disk_usage: u64,
+        inodes: u64,
+    ) -> Result<(), MetadataError> {
         self.with(|conn| {
             conn.execute(
                 "UPDATE snapshots SET ready = 1, disk_usage = ?2, inodes = ?3 WHERE id = ?1",
@@ -331,7 +360,10 @@ impl Metadata {
 
     /// Forgets a snapshot.
     pub fn delete_snapshot(&self, id: i64) -> Result<(), MetadataError> {
-        self.with(|conn| conn.execute("DELETE FROM snapshots WHERE id = ?1", [id]).map(drop))
+        self.with(|conn| {
+            conn.execute("DELETE FROM snapshots WHERE id = ?1", [id])
+                .map(drop)
+        })
     }
 
     /// Every snapshot.
@@ -372,8 +404,10 @@ impl Metadata {
     /// The snapshot with `key`, if any.
     pub fn snapshot(&self, key: &str) -> Result<Option<SnapshotRecord>, MetadataError> {
         let id: Option<i64> = self.with(|conn| {
-            conn.query_row("SELECT id FROM snapshots WHERE key = ?1", [key], |r| r.get(0))
-                .optional()
+            conn.query_row("SELECT id FROM snapshots WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
         })?;
         match id {
             None => Ok(None),
@@ -391,7 +425,11 @@ fn kind_name(kind: SnapshotKind) -> &'static str {
 
 fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    for file in [path.to_path_buf(), path.with_extension("db-wal"), path.with_extension("db-shm")] {
+    for file in [
+        path.to_path_buf(),
+        path.with_extension("db-wal"),
+        path.with_extension("db-shm"),
+    ] {
         let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
     }
 }
@@ -433,11 +471,17 @@ mod tests {
     fn a_tag_moves_to_the_newer_image_and_the_old_keeps_its_other_names() {
         let dir = tempfile::tempdir().unwrap();
         let meta = Metadata::open(&dir.path().join("meta.db")).unwrap();
-        meta.put_image(&image(b"old", &["r/x:latest", "r/x:1"])).unwrap();
+        meta.put_image(&image(b"old", &["r/x:latest", "r/x:1"]))
+            .unwrap();
         meta.put_image(&image(b"new", &["r/x:latest"])).unwrap();
         let images = meta.images().unwrap();
         let names_of = |config: &[u8]| {
-            images.iter().find(|i| i.id == Digest::sha256_of(config)).unwrap().names.clone()
+            images
+                .iter()
+                .find(|i| i.id == Digest::sha256_of(config))
+                .unwrap()
+                .names
+                .clone()
         };
         assert_eq!(names_of(b"old"), vec!["r/x:1".to_string()]);
         assert_eq!(names_of(b"new"), vec!["r/x:latest".to_string()]);
@@ -449,13 +493,18 @@ mod tests {
     fn snapshots_start_unready_and_are_found_by_key() {
         let dir = tempfile::tempdir().unwrap();
         let meta = Metadata::open(&dir.path().join("meta.db")).unwrap();
-        let id = meta.begin_snapshot(SnapshotKind::Layer, "sha256:aa", None).unwrap();
+        let id = meta
+            .begin_snapshot(SnapshotKind::Layer, "sha256:aa", None)
+            .unwrap();
         assert!(!meta.snapshot("sha256:aa").unwrap().unwrap().ready);
         meta.finish_snapshot(id, 10, 2).unwrap();
         let snap = meta.snapshot("sha256:aa").unwrap().unwrap();
         assert!(snap.ready);
         assert_eq!((snap.disk_usage, snap.inodes), (10, 2));
-        assert!(meta.begin_snapshot(SnapshotKind::Layer, "sha256:aa", None).is_err());
+        assert!(
+            meta.begin_snapshot(SnapshotKind::Layer, "sha256:aa", None)
+                .is_err()
+        );
         meta.delete_snapshot(id).unwrap();
         assert!(meta.snapshot("sha256:aa").unwrap().is_none());
     }

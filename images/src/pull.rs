@@ -1,0 +1,408 @@
+//! Pulling an image: resolve the reference at a registry, then stream every
+//! missing layer straight into its snapshot — verified against the blob's
+//! digest and size as it arrives and against the config's diff ID once
+//! unpacked — and only then record the image. A layer shared by concurrent
+//! pulls is fetched once; layers already unpacked are never fetched.
+
+use std::io::{self, BufReader, Read};
+use std::sync::{Arc, Mutex};
+
+use futures::{StreamExt, TryStreamExt};
+use oci_spec::image::{Descriptor, ImageConfiguration};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::digest::{Digest, Hasher};
+use crate::distribution::{Credentials, RegistryError, ResolvedImage};
+use crate::error::ImageError;
+use crate::metadata::{ImageRecord, LayerRef};
+use crate::progress::{LayerState, PullProgress};
+use crate::reference::Reference;
+use crate::snapshots::Usage;
+use crate::store::{Inner, LayerClaim, unix_now};
+use crate::unpack::{Compression, UnpackOptions, unpack_layer};
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct PullOutcome {
+    /// The image as stored.
+    pub image: ImageRecord,
+    /// Layers fetched from the registry by this pull.
+    pub layers_fetched: usize,
+    /// Layers already on the node (or fetched by a concurrent pull).
+    pub layers_reused: usize,
+    /// Bytes received from the registry for layers.
+    pub bytes_fetched: u64,
+}
+
+/// Whether a layer had to be fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LayerOutcome {
+    Fetched,
+    Reused,
+}
+
+impl Inner {
+    pub(crate) async fn pull(
+        self: &Arc<Self>,
+        reference: &Reference,
+        credentials: Option<&Credentials>,
+        progress: Arc<PullProgress>,
+    ) -> Result<PullOutcome, ImageError> {
+        let resolved = Arc::new(self.client.resolve(reference, credentials).await?);
+        let image_id = digest_of(&resolved.config_descriptor, reference)?;
+        let config: ImageConfiguration =
+            serde_json::from_slice(&resolved.config).map_err(|e| ImageError::InvalidImage {
+                image: reference.to_string(),
+                reason: format!("config: {e}"),
+            })?;
+        let layers = layer_refs(reference, &resolved.manifest.layers()[..], &config)?;
+        progress.set_layers(layers.iter().map(|l| (l.blob_digest.clone(), l.blob_size)));
+
+        // Each layer runs as its own task: if the caller goes away, layers in
+        // flight still finish (and the next pull reuses them) instead of
+        // leaving a half-unpacked directory behind a released lock.
+        let tasks =
+            layers
+                .iter()
+                .zip(resolved.manifest.layers().iter())
+                .map(|(layer, descriptor)| {
+                    let task = tokio::spawn(self.clone().fetch_layer(
+                        resolved.clone(),
+                        layer.clone(),
+                        descriptor.clone(),
+                        progress.clone(),
+                    ));
+                    async move { task.await.map_err(|e| ImageError::Task(e.to_string()))? }
+                });
+        let outcomes: Vec<(LayerOutcome, LayerClaim)> = futures::stream::iter(tasks)
+            .buffer_unordered(self.config.max_concurrent_downloads.max(1))
+            .try_collect()
+            .await?;
+
+        self.content.write(&image_id, &resolved.config)?;
+        self.content
+            .write(&resolved.manifest_digest, &resolved.manifest_bytes)?;
+        if let Some(index) = &resolved.index {
+            self.content.write(&resolved.repo_digest, &index.bytes)?;
+        }
+        let mut names = vec![
+            reference
+                .with_digest(resolved.repo_digest.clone())
+                .to_string(),
+        ];
+        if let (None, Some(tag)) = (&reference.digest, &reference.tag) {
+            names.push(reference.with_tag(tag)?.to_string());
+        }
+        let now = unix_now();
+        let size = resolved.manifest_bytes.len() as u64
+            + resolved.config.len() as u64
+            + layers.iter().map(|l| l.blob_size).sum::<u64>();
+        let record = ImageRecord {
+            id: image_id,
+            manifest_digest: resolved.manifest_digest.clone(),
+            manifest_media_type: resolved.manifest_media_type.clone(),
+            names,
+            layers,
+            size,
+            user: config
+                .config()
+                .as_ref()
+                .and_then(|c| c.user().clone())
+                .unwrap_or_default(),
+            pinned: false,
+            created_at: now,
+            last_used: now,
+        };
+        let image = self.record_image(record).await?;
+        let fetched = outcomes
+            .iter()
+            .filter(|(o, _)| *o == LayerOutcome::Fetched)
+            .count();
+        tracing::info!(
+            image = %reference,
+            id = %image.id,
+            layers_fetched = fetched,
+            layers_reused = outcomes.len() - fetched,
+            "pulled image"
+        );
+        Ok(PullOutcome {
+            image,
+            layers_fetched: fetched,
+            layers_reused: outcomes.len() - fetched,
+            bytes_fetched: progress.bytes_received(),
+        })
+    }
+
+    async fn fetch_layer(
+        self: Arc<Self>,
+        resolved: Arc<ResolvedImage>,
+        layer: LayerRef,
+        descriptor: Descriptor,
+        progress: Arc<PullProgress>,
+    ) -> Result<(LayerOutcome, LayerClaim), ImageError> {
+        let _guard = self.layer_locks.lock(layer.diff_id.hex()).await;
+        if self.snapshots.layer(&layer.diff_id)?.is_some() {
+            progress.set_state(&layer.blob_digest, LayerState::Exists);
+            return Ok((LayerOutcome::Reused, self.claim(&layer.diff_id)));
+        }
+        let compression = Compression::from_media_type(&layer.media_type).map_err(|source| {
+            ImageError::Unpack {
+                layer: layer.blob_digest.clone(),
+                source,
+            }
+        })?;
+        let stream = self.client.fetch_blob(&resolved, &descriptor, 0).await?;
+
+        // The unpacker reads synchronously on a blocking thread; network
+        // errors travel through io::Error, so keep the original to report.
+        let network_error: Arc<Mutex<Option<RegistryError>>> = Arc::default();
+        let slot = network_error.clone();
+        let stream = stream.map_err(move |err| {
+            let io_err = io::Error::other(err.to_string());
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+            io_err
+        });
+        let reader = SyncIoBridge::new(StreamReader::new(stream));
+        let inner = self.clone();
+        let (job_layer, job_progress) = (layer.clone(), progress.clone());
+        let unpacked = tokio::task::spawn_blocking(move || {
+            let verifying = VerifyingReader::new(
+                BufReader::with_capacity(256 << 10, reader),
+                Some((job_layer.blob_digest.clone(), job_layer.blob_size)),
+                Some(job_progress),
+            );
+            inner.unpack_layer_into_snapshot(&job_layer, compression, verifying)
+        })
+        .await
+        .map_err(|e| ImageError::Task(e.to_string()))?;
+        if let Err(err) = unpacked {
+            progress.set_state(&layer.blob_digest, LayerState::Failed);
+            if let Some(network) = network_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                return Err(network.into());
+            }
+            return Err(err);
+        }
+        progress.set_state(&layer.blob_digest, LayerState::Done);
+        Ok((LayerOutcome::Fetched, self.claim(&layer.diff_id)))
+    }
+
+    /// Unpacks one layer from `blob` into a new snapshot, checking the blob's
+    /// digest and size (when known) and the diff ID. Nothing is left behind
+    /// when any check fails. Blocking: call from a blocking thread.
+    pub(crate) fn unpack_layer_into_snapshot<R: Read>(
+        &self,
+        layer: &LayerRef,
+        compression: Compression,
+        mut blob: VerifyingReader<R>,
+    ) -> Result<(), ImageError> {
+        self.snapshots.create_layer(&layer.diff_id, |dir| {
+            let unpacked = unpack_layer(&mut blob, compression, dir, &UnpackOptions::default());
+            // A corrupted blob often shows up as a broken tar first; the
+            // verification failure is the truer error, so it wins.
+            blob.finish()?;
+            let stats = unpacked.map_err(|source| ImageError::Unpack {
+                layer: layer.blob_digest.clone(),
+                source,
+            })?;
+            if stats.diff_id != layer.diff_id {
+                return Err(ImageError::DiffIdMismatch {
+                    layer: layer.blob_digest.clone(),
+                    expected: layer.diff_id.clone(),
+                    actual: stats.diff_id,
+                });
+            }
+            Ok(Usage {
+                bytes: stats.disk_usage,
+                inodes: stats.inodes,
+            })
+        })?;
+        Ok(())
+    }
+}
+
+fn digest_of(descriptor: &Descriptor, reference: &Reference) -> Result<Digest, ImageError> {
+    descriptor
+        .digest()
+        .to_string()
+        .parse()
+        .map_err(|e| ImageError::InvalidImage {
+            image: reference.to_string(),
+            reason: format!("descriptor digest: {e}"),
+        })
+}
+
+/// Pairs the manifest's layer blobs with the config's diff IDs.
+pub(crate) fn layer_refs(
+    reference: &impl std::fmt::Display,
+    layers: &[Descriptor],
+    config: &ImageConfiguration,
+) -> Result<Vec<LayerRef>, ImageError> {
+    let invalid = |reason: String| ImageError::InvalidImage {
+        image: reference.to_string(),
+        reason,
+    };
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != layers.len() {
+        return Err(invalid(format!(
+            "the manifest has {} layers but the config lists {} diff IDs",
+            layers.len(),
+            diff_ids.len()
+        )));
+    }
+    layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(descriptor, diff_id)| {
+            Ok(LayerRef {
+                blob_digest: descriptor
+                    .digest()
+                    .to_string()
+                    .parse()
+                    .map_err(|e| invalid(format!("layer digest: {e}")))?,
+                blob_size: descriptor.size(),
+                media_type: descriptor.media_type().to_string(),
+                diff_id: diff_id
+                    .parse()
+                    .map_err(|e| invalid(format!("diff ID: {e}")))?,
+            })
+        })
+        .collect()
+}
+
+/// Reads a blob while checking it against its digest and size, reporting
+/// progress. At the end of the stream, a mismatch turns into a read error
+/// (so the unpacker stops) and [`VerifyingReader::finish`] names it.
+#[derive(Debug)]
+pub(crate) struct VerifyingReader<R> {
+    inner: R,
+    hasher: Hasher,
+    expected: Option<(Digest, u64)>,
+    progress: Option<Arc<PullProgress>>,
+    failure: Option<ImageError>,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    pub(crate) fn new(
+        inner: R,
+        expected: Option<(Digest, u64)>,
+        progress: Option<Arc<PullProgress>>,
+    ) -> Self {
+        Self {
+            inner,
+            hasher: Hasher::new(),
+            expected,
+            progress,
+            failure: None,
+        }
+    }
+
+    fn fail(&mut self, err: ImageError) -> io::Error {
+        let io_err = io::Error::new(io::ErrorKind::InvalidData, err.to_string());
+        self.failure.get_or_insert(err);
+        io_err
+    }
+
+    /// Reads what the consumer left and reports whether the blob verified.
+    pub(crate) fn finish(&mut self) -> Result<(), ImageError> {
+        if self.failure.is_none() {
+            let mut sink = [0u8; 64 << 10];
+            loop {
+                match self.read(&mut sink) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(_) if self.failure.is_some() => break,
+                    // The transport failed; the caller reports that error.
+                    Err(err) => return Err(ImageError::Task(format!("reading layer blob: {err}"))),
+                }
+            }
+        }
+        match self.failure.take() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(err) = &self.failure {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, err.to_string()));
+        }
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        let Some((digest, size)) = &self.expected else {
+            return Ok(n);
+        };
+        if let Some(progress) = &self.progress {
+            progress.add_bytes(digest, n as u64);
+        }
+        let received = self.hasher.len();
+        if received > *size || (n == 0 && received < *size) {
+            let err = ImageError::LayerSizeMismatch {
+                layer: digest.clone(),
+                expected: *size,
+                actual: received,
+            };
+            return Err(self.fail(err));
+        }
+        if n == 0 {
+            let actual = std::mem::take(&mut self.hasher).finish();
+            if &actual != digest {
+                let err = ImageError::LayerDigestMismatch {
+                    layer: digest.clone(),
+                    actual,
+                };
+                return Err(self.fail(err));
+            }
+            // Keep the count so repeated reads at the end stay consistent.
+            self.hasher = Hasher::new();
+            self.expected = None;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_that_matches_verifies() {
+        let data = b"layer bytes".to_vec();
+        let expected = (Digest::sha256_of(&data), data.len() as u64);
+        let mut reader = VerifyingReader::new(&data[..], Some(expected), None);
+        let mut first = [0u8; 3];
+        reader.read_exact(&mut first).unwrap();
+        reader.finish().unwrap();
+    }
+
+    #[test]
+    fn a_corrupted_blob_fails_with_a_digest_mismatch() {
+        let data = b"layer bytes".to_vec();
+        let expected = (Digest::sha256_of(b"other bytes"), data.len() as u64);
+        let mut reader = VerifyingReader::new(&data[..], Some(expected), None);
+        let err = io::copy(&mut reader, &mut io::sink()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(matches!(
+            reader.finish(),
+            Err(ImageError::LayerDigestMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_blob_longer_or_shorter_than_its_descriptor_fails() {
+        let data = b"layer bytes".to_vec();
+        for size in [data.len() as u64 - 1, data.len() as u64 + 1] {
+            let expected = (Digest::sha256_of(&data), size);
+            let mut reader = VerifyingReader::new(&data[..], Some(expected), None);
+            assert!(matches!(
+                reader.finish(),
+                Err(ImageError::LayerSizeMismatch { .. })
+            ));
+        }
+    }
+}
