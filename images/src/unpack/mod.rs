@@ -265,6 +265,16 @@ struct DirMeta {
     mtime: Timestamp,
 }
 
+impl DirMeta {
+    fn of(meta: &EntryMeta) -> Self {
+        Self {
+            mode: meta.mode,
+            atime: meta.atime,
+            mtime: meta.mtime,
+        }
+    }
+}
+
 /// What a name means in overlayfs terms.
 enum Whiteout<'a> {
     /// An ordinary entry.
@@ -357,17 +367,8 @@ impl Unpacker<'_> {
                 .map_err(|e| io_err(&meta.name, "chown", e))?;
         }
         set_xattrs(meta, |name, value| tree::fsetxattr(root, name, value))?;
-        self.remember_dir(meta);
+        self.dirs.insert(meta.path.clone(), DirMeta::of(meta));
         Ok(())
-    }
-
-    fn remember_dir(&mut self, meta: &EntryMeta) {
-        let dir = DirMeta {
-            mode: meta.mode,
-            atime: meta.atime,
-            mtime: meta.mtime,
-        };
-        self.dirs.insert(meta.path.clone(), dir);
     }
 
     fn make_dir(
@@ -413,15 +414,7 @@ impl Unpacker<'_> {
                 tree::fsetxattr(fd.as_fd(), xattr, value)
             })?;
         }
-        let path = meta.path.clone();
-        dirs.insert(
-            path,
-            DirMeta {
-                mode: meta.mode,
-                atime: meta.atime,
-                mtime: meta.mtime,
-            },
-        );
+        dirs.insert(meta.path.clone(), DirMeta::of(meta));
         Ok(())
     }
 

@@ -477,6 +477,21 @@ fn later_entries_replace_earlier_ones() {
 }
 
 #[test]
+fn nothing_is_written_into_a_replaced_directory() {
+    let tar = Layer::new()
+        .file("a/b/f1", "")
+        .file("a", "now a file")
+        .file("a/b/f2", "")
+        .tar();
+    let err = Sandbox::new().unpack(&tar).unwrap_err();
+    assert!(
+        matches!(&err, UnpackError::Io { entry, source, .. }
+            if entry == "a/b/f2" && source.raw_os_error() == Some(libc::ENOTDIR)),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_root_entry_sets_the_layer_roots_mode() {
     let root = header(tar::EntryType::Directory, 0o700);
     let tar = Layer::new().named(root, "./", "", b"").file("f", "").tar();

@@ -63,8 +63,9 @@ impl Tree {
 
     /// The directory `rel` (relative to the root), cached until the next call.
     ///
-    /// Callers never remove an ancestor of the cached directory while it is in
-    /// use: entries only replace their own path, which is below its parent.
+    /// After this call the cache holds `rel` or nothing, so an entry that
+    /// replaces `rel/<name>` (even a whole directory tree) never leaves a
+    /// descriptor of a deleted directory in the cache.
     pub fn dir(
         &mut self,
         rel: &Path,
@@ -73,6 +74,7 @@ impl Tree {
         entry: &str,
     ) -> Result<BorrowedFd<'_>, UnpackError> {
         if rel.as_os_str().is_empty() {
+            self.cached = None;
             return Ok(self.root.as_fd());
         }
         if !matches!(&self.cached, Some((cached, _)) if cached == rel) {
