@@ -9,7 +9,7 @@
 use std::env;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Result, io_error};
 
@@ -42,12 +42,25 @@ fn target_dir() -> Option<PathBuf> {
     None
 }
 
-/// Returns `<cache root>/<name>`, first building it with `build` (given an
-/// empty directory to fill) unless some process already did.
-pub(crate) fn build_once(name: &str, build: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+/// Entries of the same kind unused for this long are deleted when a new
+/// one is built (the cache lives in the target dir and would grow with
+/// every change to the fixture code otherwise).
+const PRUNE_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+/// Touched by every process that uses an entry.
+const LAST_USED: &str = ".last-used";
+
+/// Returns `<cache root>/<kind>-<key>`, first building it with `build`
+/// (given an empty directory to fill) unless some process already did.
+pub(crate) fn build_once(
+    kind: &str,
+    key: &str,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let name = format!("{kind}-{key}");
     let root = cache_root();
-    let done = root.join(name);
+    let done = root.join(&name);
     if done.is_dir() {
+        touch(&done);
         return Ok(done);
     }
     fs::create_dir_all(&root).map_err(io_error("create cache directory", &root))?;
@@ -62,6 +75,7 @@ pub(crate) fn build_once(name: &str, build: impl FnOnce(&Path) -> Result<()>) ->
     // that process dies.
     lock.lock().map_err(io_error("lock", &lock_path))?;
     if done.is_dir() {
+        touch(&done);
         return Ok(done);
     }
     // Only the lock holder touches the temp dir, so anything there is the
@@ -74,6 +88,48 @@ pub(crate) fn build_once(name: &str, build: impl FnOnce(&Path) -> Result<()>) ->
     let started = Instant::now();
     build(&tmp)?;
     fs::rename(&tmp, &done).map_err(io_error("move into place", &done))?;
-    tracing::info!(cache = %done.display(), elapsed_ms = started.elapsed().as_millis() as u64, "built test cache entry");
+    touch(&done);
+    tracing::info!(
+        cache = %done.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "built test cache entry"
+    );
+    prune(&root, kind, &name);
     Ok(done)
+}
+
+/// Marks an entry as used now.
+fn touch(entry: &Path) {
+    let marker = entry.join(LAST_USED);
+    let result = File::create(&marker).and_then(|f| f.set_modified(SystemTime::now()));
+    if let Err(error) = result {
+        tracing::debug!(%error, marker = %marker.display(), "cannot mark cache entry as used");
+    }
+}
+
+/// Deletes other `<kind>-*` entries nobody used for [`PRUNE_AFTER`].
+fn prune(root: &Path, kind: &str, keep: &str) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    let prefix = format!("{kind}-");
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&prefix) || name == keep {
+            continue;
+        }
+        let path = entry.path();
+        let last_used = fs::metadata(path.join(LAST_USED))
+            .or_else(|_| fs::metadata(&path))
+            .and_then(|m| m.modified());
+        let stale = last_used
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > PRUNE_AFTER);
+        if stale {
+            tracing::info!(entry = %path.display(), "pruning unused test cache entry");
+            let _ = fs::remove_dir_all(&path);
+            let _ = fs::remove_file(root.join(format!(".{name}.lock")));
+        }
+    }
 }

@@ -136,6 +136,16 @@ pub(crate) fn spawn(config: RegistryConfig) -> Result<StartingRegistry> {
     let binary = std::env::var_os(REGISTRY_BIN_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_REGISTRY_BIN));
+    if !binary.is_file() {
+        return Err(HarnessError::RegistryStart {
+            kind: config.kind,
+            reason: format!(
+                "{} not found: install Debian's docker-registry (scripts/setup.sh) or set {REGISTRY_BIN_ENV}",
+                binary.display()
+            ),
+            log_tail: String::new(),
+        });
+    }
     let mut command = Command::new(&binary);
     command
         .arg("serve")

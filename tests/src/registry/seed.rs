@@ -20,7 +20,7 @@ pub(crate) fn seed_storage() -> Result<PathBuf> {
         return Ok(path.clone());
     }
     let key = fixtures::cache_key()?;
-    let dir = build_once(&format!("registry-seed-{key}"), build_seed)?;
+    let dir = build_once("registry-seed", &key, build_seed)?;
     let storage = dir.join("storage");
     *guard = Some(storage.clone());
     Ok(storage)

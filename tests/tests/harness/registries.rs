@@ -389,6 +389,73 @@ fn registries_yaml_makes_every_kind_usable() -> Result<()> {
 }
 
 #[test]
+fn registries_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<TestRegistries>();
+    assert_send_sync::<TestRegistry>();
+}
+
+/// Set in the child process of `registries_die_with_a_killed_test_process`.
+const ORPHAN_CHILD_ENV: &str = "SKIFF_HARNESS_ORPHAN_CHILD";
+
+#[test]
+fn registries_die_with_a_killed_test_process() -> Result<()> {
+    use std::io::{BufRead, Write};
+
+    if std::env::var_os(ORPHAN_CHILD_ENV).is_some() {
+        // Child mode: start registries from this test thread, report them,
+        // then wait to be SIGKILLed without any chance to clean up.
+        let regs = TestRegistries::start()?;
+        let pids: Vec<String> = regs.all().iter().map(|r| r.pid().to_string()).collect();
+        let dir = regs.open.storage_dir().parent().context("no parent")?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "REGISTRIES {} {}", dir.display(), pids.join(" "))?;
+        stdout.flush()?;
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        return Ok(());
+    }
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "--exact",
+            "registries::registries_die_with_a_killed_test_process",
+            "--nocapture",
+        ])
+        .env(ORPHAN_CHILD_ENV, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("REGISTRIES "));
+    child.kill()?;
+    child.wait()?;
+    let line = line.context("child did not start registries")?;
+    let mut words = line.split(' ').skip(1);
+    let dir = words.next().context("no dir")?.to_string();
+    let pids: Vec<i32> = words.map(str::parse).collect::<Result<_, _>>()?;
+    ensure!(pids.len() == 4);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // SAFETY: signal 0 only checks whether the pid exists.
+    let alive = |pid: i32| unsafe { libc::kill(pid, 0) } == 0;
+    while pids.iter().any(|&pid| alive(pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let orphans: Vec<i32> = pids.iter().copied().filter(|&pid| alive(pid)).collect();
+    for &pid in &orphans {
+        // SAFETY: plain syscall; these are the registries the child started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    // The killed process could not remove its temp dir.
+    std::fs::remove_dir_all(&dir)?;
+    ensure!(
+        orphans.is_empty(),
+        "registries {orphans:?} outlived their test process"
+    );
+    Ok(())
+}
+
+#[test]
 fn registry_processes_die_with_their_guard() -> Result<()> {
     let registry = TestRegistry::start(RegistryKind::Open)?;
     let pid = i32::try_from(registry.pid())?;
