@@ -20,6 +20,7 @@
 //! - [`snapshots`]: layer and container snapshot directories, crash-safe.
 //! - [`pull`]: resolve, then stream missing layers into snapshots, verified.
 //! - [`progress`]: pull progress for watchers (the crictl progress bar).
+//! - [`import`]: air-gap import of OCI-layout and docker-archive tarballs.
 //! - [`gc`]: kubelet-style image garbage collection between disk thresholds.
 //! - [`store`]: [`ImageStore`], the entry point tying it all together.
 //! - [`error`]: [`ImageError`] and its [`ErrorKind`] for status codes.
@@ -30,6 +31,7 @@ pub mod digest;
 pub mod distribution;
 pub mod error;
 pub mod gc;
+pub mod import;
 mod locks;
 pub mod metadata;
 pub mod overlay;
