@@ -259,6 +259,11 @@ fn registries_share_storage_but_not_with_other_tests() -> Result<()> {
             registry.kind()
         );
     }
+    // The harness's client pushes through every kind (Basic, TLS, Bearer).
+    for registry in regs.all() {
+        let name = format!("adhoc/{}:latest", registry.kind());
+        ensure!(&registry.push(&image, &name)? == image.digest());
+    }
     let other = TestRegistry::start(RegistryKind::Open)?;
     ensure!(
         other
