@@ -78,9 +78,15 @@ impl ImageBuilder {
         self
     }
 
-    /// Sets `Cmd` (`None` removes it).
-    pub fn cmd(mut self, cmd: Option<&[&str]>) -> ImageBuilder {
-        self.cmd = cmd.map(|c| c.iter().map(|s| s.to_string()).collect());
+    /// Sets `Cmd`.
+    pub fn cmd(mut self, cmd: &[&str]) -> ImageBuilder {
+        self.cmd = Some(cmd.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// Removes `Cmd` (e.g. for an image that only has an `Entrypoint`).
+    pub fn without_cmd(mut self) -> ImageBuilder {
+        self.cmd = None;
         self
     }
 
