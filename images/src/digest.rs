@@ -31,7 +31,9 @@ impl Digest {
     }
 
     fn from_hasher(hasher: Sha256) -> Self {
-        Self { hex: hex::encode(hasher.finalize()) }
+        Self {
+            hex: hex::encode(hasher.finalize()),
+        }
     }
 
     /// The 64 hex digits, without the algorithm.
@@ -54,14 +56,20 @@ impl FromStr for Digest {
     type Err = DigestError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (algorithm, hex) = s.split_once(':').ok_or_else(|| DigestError::Malformed(s.into()))?;
+        let (algorithm, hex) = s
+            .split_once(':')
+            .ok_or_else(|| DigestError::Malformed(s.into()))?;
         if algorithm != "sha256" {
             if algorithm.is_empty() || hex.is_empty() {
                 return Err(DigestError::Malformed(s.into()));
             }
             return Err(DigestError::UnsupportedAlgorithm(algorithm.into()));
         }
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError::Malformed(s.into()));
         }
         Ok(Self { hex: hex.into() })
@@ -102,7 +110,9 @@ pub struct Hasher {
 
 impl fmt::Debug for Hasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hasher").field("len", &self.len).finish_non_exhaustive()
+        f.debug_struct("Hasher")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,7 +154,10 @@ pub struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     /// Wraps `inner`.
     pub fn new(inner: R) -> Self {
-        Self { inner, hasher: Hasher::new() }
+        Self {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
 
     /// Reads `inner` to its end (so trailing bytes count), then returns the
@@ -174,7 +187,10 @@ pub struct HashingWriter<W> {
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        Self { inner, hasher: Hasher::new() }
+        Self {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
 
     /// The wrapped writer and the digest and length of everything written.
@@ -211,8 +227,18 @@ mod tests {
     #[test]
     fn malformed_digests_are_refused() {
         let upper_hex = format!("sha256:{}", EMPTY[7..].to_uppercase());
-        for bad in ["", "sha256", "sha256:", "sha256:abc", &upper_hex, "e3b0c442"] {
-            assert!(matches!(bad.parse::<Digest>(), Err(DigestError::Malformed(_))), "{bad}");
+        for bad in [
+            "",
+            "sha256",
+            "sha256:",
+            "sha256:abc",
+            &upper_hex,
+            "e3b0c442",
+        ] {
+            assert!(
+                matches!(bad.parse::<Digest>(), Err(DigestError::Malformed(_))),
+                "{bad}"
+            );
         }
         assert_eq!(
             "sha512:abcd".parse::<Digest>(),

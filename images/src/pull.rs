@@ -7,8 +7,9 @@
 use std::io::{self, BufReader, Read};
 use std::sync::{Arc, Mutex};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use oci_spec::image::{Descriptor, ImageConfiguration};
+use tokio::sync::Semaphore;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::digest::{Digest, Hasher};
@@ -61,23 +62,38 @@ impl Inner {
         // Each layer runs as its own task: if the caller goes away, layers in
         // flight still finish (and the next pull reuses them) instead of
         // leaving a half-unpacked directory behind a released lock.
-        let tasks =
-            layers
-                .iter()
-                .zip(resolved.manifest.layers().iter())
-                .map(|(layer, descriptor)| {
-                    let task = tokio::spawn(self.clone().fetch_layer(
-                        resolved.clone(),
-                        layer.clone(),
-                        descriptor.clone(),
-                        progress.clone(),
-                    ));
-                    async move { task.await.map_err(|e| ImageError::Task(e.to_string()))? }
-                });
-        let outcomes: Vec<(LayerOutcome, LayerClaim)> = futures::stream::iter(tasks)
-            .buffer_unordered(self.config.max_concurrent_downloads.max(1))
-            .try_collect()
-            .await?;
+        let slots = Arc::new(Semaphore::new(self.config.max_concurrent_downloads.max(1)));
+        let tasks: Vec<_> = layers
+            .iter()
+            .zip(resolved.manifest.layers().iter())
+            .map(|(layer, descriptor)| {
+                tokio::spawn(self.clone().fetch_layer(
+                    resolved.clone(),
+                    layer.clone(),
+                    descriptor.clone(),
+                    progress.clone(),
+                    slots.clone(),
+                ))
+            })
+            .collect();
+        // Wait for every layer even when one fails, so a failed pull returns
+        // with nothing of it still being written.
+        let mut outcomes: Vec<(LayerOutcome, LayerClaim)> = Vec::with_capacity(tasks.len());
+        let mut first_error = None;
+        for result in futures::future::join_all(tasks).await {
+            match result
+                .map_err(|e| ImageError::Task(e.to_string()))
+                .and_then(|r| r)
+            {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = first_error {
+            return Err(err);
+        }
 
         self.content.write(&image_id, &resolved.config)?;
         self.content
@@ -139,12 +155,17 @@ impl Inner {
         layer: LayerRef,
         descriptor: Descriptor,
         progress: Arc<PullProgress>,
+        slots: Arc<Semaphore>,
     ) -> Result<(LayerOutcome, LayerClaim), ImageError> {
         let _guard = self.layer_locks.lock(layer.diff_id.hex()).await;
         if self.snapshots.layer(&layer.diff_id)?.is_some() {
             progress.set_state(&layer.blob_digest, LayerState::Exists);
             return Ok((LayerOutcome::Reused, self.claim(&layer.diff_id)));
         }
+        let _slot = slots
+            .acquire_owned()
+            .await
+            .map_err(|e| ImageError::Task(e.to_string()))?;
         let compression = Compression::from_media_type(&layer.media_type).map_err(|source| {
             ImageError::Unpack {
                 layer: layer.blob_digest.clone(),

@@ -49,7 +49,7 @@ pub fn is_manifest(media_type: &str) -> bool {
     matches!(media_type, OCI_MANIFEST | DOCKER_MANIFEST)
 }
 
-fn is_schema1(media_type: &str) -> bool {
+pub(crate) fn is_schema1(media_type: &str) -> bool {
     matches!(media_type, DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED)
 }
 

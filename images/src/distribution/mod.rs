@@ -326,12 +326,13 @@ impl RegistryClient {
             .config_key
             .as_ref()
             .and_then(|k| self.inner.configured_credentials.get(k));
-        // Caller credentials are for the image's registry; a mirror with its
-        // own configs entry keeps the credentials the node admin gave it.
-        let credentials = if endpoint.mirror && endpoint.has_own_config() && configured.is_some() {
-            configured.cloned()
-        } else {
+        // As containerd: the caller's credentials (a pull secret) are for the
+        // image's own registry host; any other endpoint (a mirror elsewhere)
+        // gets the credentials the node admin configured for it.
+        let credentials = if !endpoint.mirror || endpoint.host == reference.registry {
             caller.or(configured).cloned()
+        } else {
+            configured.cloned()
         };
         let http = endpoint
             .config_key
@@ -444,6 +445,13 @@ impl RegistryClient {
         let announced = header("docker-content-digest");
         let what = format!("manifest {target} of {}", session.reference);
         let bytes = read_limited(response, MANIFEST_LIMIT, &what, &endpoint).await?;
+        // Signed schema 1 manifests never match their announced digest (it
+        // covers the unsigned payload): refuse them for what they are first.
+        if content_type.as_deref().is_some_and(manifest::is_schema1) {
+            return Err(RegistryError::Schema1 {
+                reference: session.reference.clone(),
+            });
+        }
         let digest = Digest::sha256_of(&bytes);
         let mismatch = |expected: Digest| RegistryError::DigestMismatch {
             what: what.clone(),
