@@ -1,5 +1,193 @@
 //! The `skiff` binary: parses the command line and runs one role.
 
-fn main() {
-    std::process::exit(2);
+mod config_file;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+/// Lightweight Kubernetes in a single binary.
+#[derive(Debug, Parser)]
+#[command(name = "skiff", version, args_override_self = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane (apiserver, scheduler, controllers) and an agent.
+    Server(NotBuilt),
+    /// Run a node agent that joins a server.
+    Agent(NotBuilt),
+    /// Run the node runtime alone: the CRI v1 service on a unix socket.
+    Runtime(RuntimeArgs),
+    /// Run the system kubectl with the admin kubeconfig.
+    Kubectl(Passthrough),
+    /// A crictl-compatible client for the CRI socket.
+    Crictl(skiff_cri::crictl::CrictlArgs),
+    /// Check this machine's kernel and tools for what Skiff needs.
+    CheckConfig(NotBuilt),
+    /// Manage join tokens.
+    Token(NotBuilt),
+    /// Stop every pod and shim, unmount everything, and remove the network.
+    Killall(NotBuilt),
+    /// Internal: a pod's shim process.
+    #[command(hide = true)]
+    Shim(NotBuilt),
+}
+
+/// Arguments of a command that is not built yet, accepted so the error is
+/// about the command, not its flags.
+#[derive(Debug, Args)]
+struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+struct Passthrough {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+struct RuntimeArgs {
+    /// Skiff's data directory.
+    #[arg(long, short = 'd', env = "SKIFF_DATA_DIR", default_value = "/var/lib/skiff")]
+    data_dir: PathBuf,
+    /// The CRI socket to serve.
+    #[arg(long, env = "SKIFF_CRI_SOCKET", default_value = "/run/skiff/cri.sock")]
+    cri_socket: PathBuf,
+    /// Private registry configuration (k3s registries.yaml format).
+    #[arg(long, default_value = "/etc/skiff/registries.yaml")]
+    private_registry: PathBuf,
+    /// Image filesystem usage (percent) above which unused images are removed.
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    image_gc_high_threshold: u8,
+    /// Image filesystem usage (percent) that garbage collection brings it down to.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_low_threshold: u8,
+    /// Config file whose keys are these flags' names.
+    #[arg(long, short = 'c', env = "SKIFF_CONFIG_FILE", default_value = config_file::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Log at debug level.
+    #[arg(long)]
+    debug: bool,
+}
+
+/// Where each not-yet-built command will come from.
+fn not_built(command: &str) -> &'static str {
+    match command {
+        "server" => "the apiserver and the first cluster",
+        "agent" | "killall" => "the first cluster",
+        "shim" => "the node runtime",
+        "token" => "node joining",
+        _ => "a later issue",
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match config_file::expand(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("skiff: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("skiff: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (name, unbuilt) = match cli.command {
+        Command::Runtime(args) => return runtime(args),
+        Command::Crictl(args) => {
+            init_tracing(args.debug, "warn");
+            let code = tokio_runtime()?.block_on(skiff_cri::crictl::run(args));
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
+        Command::Kubectl(args) => return kubectl(args.args),
+        Command::Server(_) => ("server", true),
+        Command::Agent(_) => ("agent", true),
+        Command::CheckConfig(_) => ("check-config", true),
+        Command::Token(_) => ("token", true),
+        Command::Killall(_) => ("killall", true),
+        Command::Shim(_) => ("shim", true),
+    };
+    debug_assert!(unbuilt);
+    eprintln!("skiff {name}: not built yet: it arrives with {}.", not_built(name));
+    Ok(ExitCode::from(2))
+}
+
+fn runtime(args: RuntimeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing(args.debug, "info");
+    anyhow::ensure!(
+        args.image_gc_low_threshold < args.image_gc_high_threshold,
+        "--image-gc-low-threshold ({}) must be below --image-gc-high-threshold ({})",
+        args.image_gc_low_threshold,
+        args.image_gc_high_threshold
+    );
+    let config = skiff_cri::node::NodeConfig {
+        data_dir: args.data_dir,
+        cri_socket: args.cri_socket,
+        registries: args.private_registry,
+        gc: skiff_images::gc::GcPolicy {
+            high_threshold_percent: args.image_gc_high_threshold,
+            low_threshold_percent: args.image_gc_low_threshold,
+            ..Default::default()
+        },
+    };
+    tokio_runtime()?.block_on(skiff_cri::node::run(config, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the system kubectl with the admin kubeconfig unless KUBECONFIG is set.
+fn kubectl(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new("kubectl");
+    command.args(args);
+    let kubeconfig = PathBuf::from("/etc/skiff/skiff.yaml");
+    if std::env::var_os("KUBECONFIG").is_none() && kubeconfig.exists() {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    let err = command.exec();
+    Err(err).context("running kubectl (is it installed and on PATH?)")
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_tracing(debug: bool, default: &str) {
+    let level = if debug { "debug" } else { default };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
 }
