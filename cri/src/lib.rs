@@ -1,5 +1,74 @@
-//! Skiff's CRI v1 service.
+//! Skiff's CRI v1 service: the ImageService over Skiff's image store, the
+//! RuntimeService (only `Version` until the node runtime lands), the unix
+//! socket that serves both to crictl and any kubelet, and `skiff crictl`.
+//!
+//! [`CriService`] is a plain Rust value implementing the tonic server
+//! traits, so Skiff's own kubelet calls it in-process with no gRPC hop;
+//! [`server::serve`] is a thin wrapper putting it on a socket.
 //!
 //! # Layout
 //!
-//! Filled by the image service work in progress.
+//! - [`image`]: the ImageService, one file per RPC, and the CRI `Image`
+//!   message as containerd fills it.
+//! - [`runtime`]: the RuntimeService; `Version` answers, the rest say the
+//!   node runtime is not built yet.
+//! - [`progress`]: the pull-progress side channel (`skiff.images.v1.PullProgress`)
+//!   that lets `skiff crictl pull` draw a progress bar.
+//! - [`proto`]: the generated code of that small protocol.
+//! - [`status`]: the one mapping from image-store errors to gRPC statuses.
+//! - [`server`]: serving everything on a unix socket, with shutdown.
+//! - [`client`]: connecting to a CRI endpoint as crictl spells it.
+//! - [`crictl`]: `skiff crictl`, printing as crictl 1.3x does.
+//! - [`error`]: the errors of serving and connecting.
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+
+use skiff_images::ImageStore;
+
+pub mod client;
+pub mod crictl;
+pub mod error;
+pub mod image;
+pub mod progress;
+pub mod runtime;
+pub mod server;
+pub mod status;
+
+pub mod proto {
+    //! Skiff's own pull-progress protocol (`skiff.images.v1`), generated
+    //! from `proto/skiff/images/v1/progress.proto`.
+    #![allow(missing_docs, missing_debug_implementations, clippy::all)]
+    tonic::include_proto!("skiff.images.v1");
+}
+
+pub use error::{ConnectError, ServeError};
+pub use progress::{PULL_ID_METADATA, PullTracker};
+
+/// The CRI v1 service of one node: cheap to clone, shared by the socket
+/// server and the in-process kubelet.
+#[derive(Debug, Clone)]
+pub struct CriService {
+    images: ImageStore,
+    pulls: Arc<PullTracker>,
+}
+
+impl CriService {
+    /// The service over an opened image store.
+    pub fn new(images: ImageStore) -> Self {
+        Self {
+            images,
+            pulls: Arc::new(PullTracker::new()),
+        }
+    }
+
+    /// The image store behind the ImageService.
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    /// Pulls that clients are watching.
+    pub fn pulls(&self) -> &Arc<PullTracker> {
+        &self.pulls
+    }
+}

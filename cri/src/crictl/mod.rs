@@ -1,0 +1,1 @@
+//! `skiff crictl` (work in progress).

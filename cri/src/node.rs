@@ -1,0 +1,112 @@
+//! The node runtime role, `skiff runtime`: opens the image store, imports
+//! air-gap images, collects unused images in the background, and serves the
+//! CRI socket until shutdown. `skiff agent` embeds the same pieces.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use skiff_images::gc::GcPolicy;
+use skiff_images::registries::{RegistriesConfig, RegistriesError};
+use skiff_images::{ImageError, ImageStore, StoreConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::{CriService, ServeError};
+
+/// How often unused images are considered for collection (kubelet's period).
+pub const IMAGE_GC_PERIOD: Duration = Duration::from_secs(300);
+
+/// Where the node runtime keeps things and how it behaves.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Skiff's data directory (`/var/lib/skiff`).
+    pub data_dir: PathBuf,
+    /// The CRI socket (`/run/skiff/cri.sock`).
+    pub cri_socket: PathBuf,
+    /// `registries.yaml` (`/etc/skiff/registries.yaml`); missing is fine.
+    pub registries: PathBuf,
+    /// Image garbage-collection thresholds.
+    pub gc: GcPolicy,
+}
+
+impl NodeConfig {
+    /// The image store's directory: `<data-dir>/agent/image-store`.
+    pub fn image_store_dir(&self) -> PathBuf {
+        self.data_dir.join("agent").join("image-store")
+    }
+
+    /// The air-gap image directory: `<data-dir>/agent/images`.
+    pub fn airgap_dir(&self) -> PathBuf {
+        self.data_dir.join("agent").join("images")
+    }
+}
+
+/// Why the node runtime stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// `registries.yaml` is unusable.
+    #[error(transparent)]
+    Registries(#[from] RegistriesError),
+    /// The image store could not be opened.
+    #[error(transparent)]
+    Images(#[from] ImageError),
+    /// The CRI socket could not be served.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// Opens the image store as the node runtime configures it.
+pub async fn open_image_store(config: &NodeConfig) -> Result<ImageStore, NodeError> {
+    let mut store = StoreConfig::new(config.image_store_dir());
+    store.registries = RegistriesConfig::load(&config.registries)?;
+    store.gc = config.gc.clone();
+    Ok(ImageStore::open(store).await?)
+}
+
+/// Runs the node runtime until `shutdown` completes.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let store = open_image_store(&config).await?;
+    import_airgap_images(&store, &config.airgap_dir()).await;
+    let stop = CancellationToken::new();
+    let gc = tokio::spawn(collect_images_periodically(store.clone(), stop.clone()));
+    let served = crate::server::serve(&config.cri_socket, CriService::new(store), shutdown).await;
+    stop.cancel();
+    let _ = gc.await;
+    Ok(served?)
+}
+
+async fn import_airgap_images(store: &ImageStore, dir: &Path) {
+    let report = store.import_dir(dir).await;
+    let images: usize = report.imported.iter().map(|(_, images)| images.len()).sum();
+    if images > 0 || !report.failed.is_empty() {
+        tracing::info!(
+            dir = %dir.display(),
+            archives = report.imported.len(),
+            images,
+            failed = report.failed.len(),
+            "imported air-gap images"
+        );
+    }
+}
+
+async fn collect_images_periodically(store: ImageStore, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(IMAGE_GC_PERIOD) => {}
+        }
+        match store.garbage_collect(&HashSet::new()).await {
+            Ok(report) if !report.images_removed.is_empty() || report.layers_removed > 0 => {
+                tracing::info!(
+                    used_percent = report.used_percent_before,
+                    images = report.images_removed.len(),
+                    layers = report.layers_removed,
+                    "image garbage collection"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "image garbage collection failed"),
+        }
+    }
+}
