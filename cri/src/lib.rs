@@ -19,6 +19,8 @@
 //! - [`server`]: serving everything on a unix socket, with shutdown.
 //! - [`client`]: connecting to a CRI endpoint as crictl spells it.
 //! - [`crictl`]: `skiff crictl`, printing as crictl 1.3x does.
+//! - [`node`]: the node runtime role (`skiff runtime`): image store, air-gap
+//!   import, image GC and the socket, until shutdown.
 //! - [`error`]: the errors of serving and connecting.
 #![deny(missing_docs)]
 
@@ -30,6 +32,7 @@ pub mod client;
 pub mod crictl;
 pub mod error;
 pub mod image;
+pub mod node;
 pub mod progress;
 pub mod runtime;
 pub mod server;
