@@ -209,7 +209,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// Follows a watched pull: an update whenever something changed (checked
-/// every [`TICK`] or when a layer changes state), then a last one with
+/// every 100 ms or when a layer changes state), then a last one with
 /// `done` set.
 pub fn updates(watch: PullWatch) -> impl Stream<Item = Result<PullProgressUpdate, Status>> {
     async_stream::try_stream! {

@@ -251,11 +251,11 @@ async fn watch_progress(client: &mut CriClient, pull_id: &str, image: &str) -> O
     let task = tokio::spawn(async move {
         let mut sized = false;
         while let Ok(Some(update)) = stream.message().await {
+            show(&shown, &update, &image);
             if !update.layers.is_empty() && !sized {
                 shown.set_style(bar_style());
                 sized = true;
             }
-            show(&shown, &update, &image);
             if update.done {
                 break;
             }
@@ -280,12 +280,12 @@ fn show(bar: &ProgressBar, update: &PullProgressUpdate, image: &str) {
             )
         })
         .count();
-    bar.set_length(total);
-    bar.set_position(current);
     bar.set_message(format!(
         "Pulling {image} ({finished}/{} layers)",
         update.layers.len()
     ));
+    bar.set_length(total);
+    bar.set_position(current);
 }
 
 fn spinner_style() -> ProgressStyle {
