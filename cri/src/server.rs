@@ -35,7 +35,8 @@ pub struct CriSocket {
 impl CriSocket {
     /// Creates the socket's directory (0755) if needed, removes a stale
     /// socket left by a dead process (refusing if one still answers), binds,
-    /// and restricts the socket to its owner and group (0660).
+    /// and restricts the socket to its owner and group (0660). Call it
+    /// within a tokio runtime.
     pub fn bind(path: &Path) -> Result<Self, ServeError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::DirBuilder::new()

@@ -6,6 +6,11 @@
 //! Skiff's pull-progress side channel.
 //!
 //! The `skiff` binary embeds [`CrictlArgs`] as a subcommand and calls [`run`].
+//!
+//! One file per verb (`pull`, `images`, `inspecti`, `rmi`, `imagefsinfo`,
+//! `version`); `config` merges flags, environment and `/etc/crictl.yaml`;
+//! `console` writes results and logrus-style lines; [`json`] and [`table`]
+//! reproduce crictl's JSON and table output.
 
 use std::future::Future;
 use std::io::{self, IsTerminal, Write};
@@ -164,6 +169,8 @@ pub async fn run_with(
     console.debug = args.debug;
     match dispatch(args, &mut console).await {
         Ok(()) => 0,
+        // `skiff crictl images | head -1`: crictl dies of SIGPIPE quietly.
+        Err(CrictlError::Output(err)) if err.kind() == io::ErrorKind::BrokenPipe => 141,
         Err(CrictlError::Exit { message, code }) => {
             console.print_err(&format!("{message}\n"));
             code
