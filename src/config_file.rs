@@ -28,7 +28,9 @@ pub fn expand(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound && named.is_none() => {
             return Ok(args);
         }
-        Err(err) => return Err(err).with_context(|| format!("reading config file {}", path.display())),
+        Err(err) => {
+            return Err(err).with_context(|| format!("reading config file {}", path.display()));
+        }
     };
     let flags = flags_from_yaml(&text, &path)?;
     let mut expanded = args;
@@ -57,7 +59,10 @@ fn flags_from_yaml(text: &str, path: &Path) -> anyhow::Result<Vec<OsString>> {
     let map = match value {
         serde_yaml_ng::Value::Null => return Ok(Vec::new()),
         serde_yaml_ng::Value::Mapping(map) => map,
-        _ => bail!("config file {}: expected a map of flag names to values", path.display()),
+        _ => bail!(
+            "config file {}: expected a map of flag names to values",
+            path.display()
+        ),
     };
     let mut flags = Vec::new();
     for (key, value) in map {
@@ -77,7 +82,10 @@ fn flags_from_yaml(text: &str, path: &Path) -> anyhow::Result<Vec<OsString>> {
                 serde_yaml_ng::Value::Bool(false) | serde_yaml_ng::Value::Null => {}
                 serde_yaml_ng::Value::String(s) => flags.push(format!("--{key}={s}").into()),
                 serde_yaml_ng::Value::Number(n) => flags.push(format!("--{key}={n}").into()),
-                _ => bail!("config file {}: {key}: expected a scalar or a list", path.display()),
+                _ => bail!(
+                    "config file {}: {key}: expected a scalar or a list",
+                    path.display()
+                ),
             }
         }
     }
@@ -98,7 +106,13 @@ mod tests {
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, "data-dir: /srv/skiff\ndebug: true\nnode-label: [a=1, b=2]\nimage-gc-high-threshold: 90\n")
             .unwrap();
-        let args = os(&["skiff", "runtime", "--config", path.to_str().unwrap(), "--data-dir=/x"]);
+        let args = os(&[
+            "skiff",
+            "runtime",
+            "--config",
+            path.to_str().unwrap(),
+            "--data-dir=/x",
+        ]);
         let expanded = expand(args).unwrap();
         let strings: Vec<_> = expanded.iter().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(

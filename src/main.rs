@@ -1,5 +1,8 @@
 //! The `skiff` binary: parses the command line and runs one role.
 
+// The CLI is where errors meet the user.
+#![allow(clippy::print_stderr)]
+
 mod config_file;
 
 use std::ffi::OsString;
@@ -57,7 +60,12 @@ struct Passthrough {
 #[derive(Debug, Args)]
 struct RuntimeArgs {
     /// Skiff's data directory.
-    #[arg(long, short = 'd', env = "SKIFF_DATA_DIR", default_value = "/var/lib/skiff")]
+    #[arg(
+        long,
+        short = 'd',
+        env = "SKIFF_DATA_DIR",
+        default_value = "/var/lib/skiff"
+    )]
     data_dir: PathBuf,
     /// The CRI socket to serve.
     #[arg(long, env = "SKIFF_CRI_SOCKET", default_value = "/run/skiff/cri.sock")]
@@ -125,7 +133,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shim(_) => ("shim", true),
     };
     debug_assert!(unbuilt);
-    eprintln!("skiff {name}: not built yet: it arrives with {}.", not_built(name));
+    eprintln!(
+        "skiff {name}: not built yet: it arrives with {}.",
+        not_built(name)
+    );
     Ok(ExitCode::from(2))
 }
 
@@ -176,13 +187,18 @@ fn init_tracing(debug: bool, default: &str) {
     let level = if debug { "debug" } else { default };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         std::future::pending::<()>().await;
         return;
     };

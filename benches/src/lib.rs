@@ -1,1 +1,100 @@
-//! Skiff's benchmarks.
+//! Skiff's benchmarks and the small statistics they share.
+//!
+//! Benchmarks live in `benches/benches/*.rs` (run with `./scripts/bench.sh`
+//! or `cargo bench -p skiff-benches`); they print medians, p95s and memory
+//! figures for closing notes. Nothing here is asserted in tests.
+//!
+//! # Layout
+//!
+//! - [`Samples`]: durations collected by a benchmark, with median and p95.
+//! - [`rss_kib`], [`pss_kib`]: memory of a process, from `/proc`.
+
+use std::time::Duration;
+
+/// Durations of repeated runs of one operation.
+#[derive(Debug, Default, Clone)]
+pub struct Samples {
+    durations: Vec<Duration>,
+}
+
+impl Samples {
+    /// Records one run.
+    pub fn push(&mut self, duration: Duration) {
+        self.durations.push(duration);
+    }
+
+    /// The value at quantile `q` (0..=1), nearest rank.
+    pub fn quantile(&self, q: f64) -> Duration {
+        let mut sorted = self.durations.clone();
+        sorted.sort();
+        if sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1]
+    }
+
+    /// The median.
+    pub fn median(&self) -> Duration {
+        self.quantile(0.5)
+    }
+
+    /// The 95th percentile.
+    pub fn p95(&self) -> Duration {
+        self.quantile(0.95)
+    }
+
+    /// One line: `name: median X, p95 Y (n runs)`.
+    pub fn report(&self, name: &str) -> String {
+        format!(
+            "{name}: median {}, p95 {} ({} runs)",
+            fmt(self.median()),
+            fmt(self.p95()),
+            self.durations.len()
+        )
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+fn status_field(pid: u32, file: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Resident set size of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_field(pid, "status", "VmRSS:")
+}
+
+/// Proportional set size of process `pid`, in KiB.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    status_field(pid, "smaps_rollup", "Pss:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_use_the_nearest_rank() {
+        let mut samples = Samples::default();
+        for ms in 1..=100 {
+            samples.push(Duration::from_millis(ms));
+        }
+        assert_eq!(samples.median(), Duration::from_millis(50));
+        assert_eq!(samples.p95(), Duration::from_millis(95));
+        assert!(rss_kib(std::process::id()).unwrap() > 0);
+    }
+}
