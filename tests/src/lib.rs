@@ -24,6 +24,7 @@
 //! - [`fixtures`]: the named test images ([`Fixture`]) and their cache.
 //! - [`registry`]: [`TestRegistries`] / [`TestRegistry`] (docker-registry
 //!   processes), the token server, a small push client, `registries.yaml`.
+//! - [`skiff`]: the real `skiff` binary: [`SkiffRuntime`] and `skiff` commands.
 //! - [`child`]: [`GuardedChild`], processes killed on drop and on parent death.
 //! - [`cache`]: the shared, lock-protected cache directory.
 //! - [`error`]: the harness's error type, [`HarnessError`].
@@ -36,8 +37,10 @@ pub mod error;
 pub mod fixtures;
 pub mod oci;
 pub mod registry;
+pub mod skiff;
 
 pub use child::GuardedChild;
 pub use error::{HarnessError, Result};
 pub use fixtures::{Fixture, FixtureImage};
 pub use registry::{RegistryKind, TestRegistries, TestRegistry};
+pub use skiff::{RuntimeOptions, SkiffRuntime};
