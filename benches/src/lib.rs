@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! - [`Samples`]: durations collected by a benchmark, with median and p95.
-//! - [`rss_kib`], [`pss_kib`]: memory of a process, from `/proc`.
+//! - [`cpu_time`]: CPU used by this process, to tell CPU-bound from disk-bound.
+//! - [`rss_kib`], [`rss_anon_kib`], [`pss_kib`]: memory of a process, from `/proc`.
 
 use std::time::Duration;
 
@@ -73,9 +74,27 @@ fn status_field(pid: u32, file: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// CPU time this process has used so far: (user, system).
+pub fn cpu_time() -> (Duration, Duration) {
+    // SAFETY: getrusage only writes the struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (tv(usage.ru_utime), tv(usage.ru_stime))
+}
+
 /// Resident set size of process `pid`, in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     status_field(pid, "status", "VmRSS:")
+}
+
+/// The anonymous part of process `pid`'s resident set (heap, stacks), in
+/// KiB; the rest is clean pages of the binary and libraries.
+pub fn rss_anon_kib(pid: u32) -> Option<u64> {
+    status_field(pid, "status", "RssAnon:")
 }
 
 /// Proportional set size of process `pid`, in KiB.

@@ -143,6 +143,7 @@ impl ImageStore {
             imported.push(record(inner, image).await?);
         }
         drop(claims);
+        crate::store::release_freed_memory();
         for image in &imported {
             tracing::info!(archive = %path.display(), image = %image.id, names = ?image.names, "imported image");
         }

@@ -449,6 +449,16 @@ impl Inner {
     }
 }
 
+/// Hands memory freed by a pull (stream and unpack buffers, per-thread
+/// allocator arenas) back to the OS, so an idle node's RSS stays small.
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
