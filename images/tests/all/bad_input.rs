@@ -10,7 +10,7 @@ use skiff_images::{ErrorKind, ImageError};
 use skiff_tests::oci::{self, Compression, ImageBuilder, LayerBuilder, TarEntry};
 use skiff_tests::{Fixture, TestRegistry};
 
-use crate::{Env, harness_digest, open_store, snapshot_dirs, store_root};
+use crate::{Env, assert_each_fetched_once, open_store, snapshot_dirs, store_root};
 
 fn assert_nothing_stored(env: &Env) {
     assert!(env.store.list().is_empty(), "{:?}", env.store.list());
@@ -328,14 +328,7 @@ async fn an_interrupted_pull_leaves_no_image_and_the_next_reuses_finished_layers
 
     let outcome = store.pull(&reference, None).await.unwrap();
     assert!(outcome.layers_reused >= 1, "{outcome:?}");
-    for layer in &outcome.image.layers {
-        let gets = env
-            .regs
-            .open
-            .blob_get_count(&harness_digest(&layer.blob_digest))
-            .unwrap();
-        assert_eq!(gets, 1, "blob {} fetched {gets} times", layer.blob_digest);
-    }
+    assert_each_fetched_once(&env.regs.open, &outcome.image.layers);
 }
 
 #[tokio::test]

@@ -77,6 +77,19 @@ fn harness_digest(digest: &skiff_images::digest::Digest) -> skiff_tests::oci::Di
     skiff_tests::oci::Digest::parse(&digest.to_string()).expect("digest")
 }
 
+/// Asserts the registry served each layer's blob exactly once.
+fn assert_each_fetched_once<'a>(
+    registry: &skiff_tests::TestRegistry,
+    layers: impl IntoIterator<Item = &'a skiff_images::metadata::LayerRef>,
+) {
+    for layer in layers {
+        let gets = registry
+            .blob_get_count(&harness_digest(&layer.blob_digest))
+            .unwrap();
+        assert_eq!(gets, 1, "blob {} fetched {gets} times", layer.blob_digest);
+    }
+}
+
 /// Shared between modules: a mounted rootfs that unmounts on drop.
 struct Mounted {
     store: ImageStore,

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use skiff_images::progress::{LayerState, PullProgress};
 use skiff_tests::Fixture;
 
-use crate::{Env, harness_digest, mount};
+use crate::{Env, assert_each_fetched_once, harness_digest, mount};
 
 #[tokio::test]
 async fn pulls_from_open_basic_tls_and_token_registries() {
@@ -159,14 +159,7 @@ async fn layers_shared_between_images_are_fetched_once() {
         .await
         .unwrap();
     assert_eq!((b.layers_fetched, b.layers_reused), (1, 2));
-    for layer in a.image.layers.iter().chain(&b.image.layers) {
-        let gets = env
-            .regs
-            .open
-            .blob_get_count(&harness_digest(&layer.blob_digest))
-            .unwrap();
-        assert_eq!(gets, 1, "blob {} fetched {gets} times", layer.blob_digest);
-    }
+    assert_each_fetched_once(&env.regs.open, a.image.layers.iter().chain(&b.image.layers));
 }
 
 #[tokio::test]
@@ -185,14 +178,10 @@ async fn concurrent_pulls_of_images_sharing_layers_fetch_each_layer_once() {
         ra.layers_fetched + rb.layers_fetched + ra2.layers_fetched,
         4
     );
-    for layer in ra.image.layers.iter().chain(&rb.image.layers) {
-        let gets = env
-            .regs
-            .open
-            .blob_get_count(&harness_digest(&layer.blob_digest))
-            .unwrap();
-        assert_eq!(gets, 1, "blob {} fetched {gets} times", layer.blob_digest);
-    }
+    assert_each_fetched_once(
+        &env.regs.open,
+        ra.image.layers.iter().chain(&rb.image.layers),
+    );
 }
 
 #[tokio::test]
@@ -276,4 +265,39 @@ async fn removing_an_image_keeps_the_layers_another_image_uses() {
     assert!(crate::snapshot_dirs(&env.store).is_empty());
     // Content (configs, manifests) of removed images goes too.
     assert!(env.store.read_blob(&a.id).is_err() && env.store.read_blob(&b.id).is_err());
+}
+
+#[tokio::test]
+async fn a_docker_io_mirror_with_a_rewrite_serves_short_names() {
+    let env = Env::start().await;
+    let open = env.regs.open.host();
+    let basic = env.regs.basic.host();
+    let (user, password) = env.regs.basic.credentials().unwrap();
+    // docker.io pulls go to the basic-auth registry first (which lacks the
+    // rewritten name), then to the open one; the default endpoint
+    // (registry-1.docker.io) is disabled so nothing leaves the machine.
+    let yaml = format!(
+        "mirrors:\n  docker.io:\n    endpoint: [\"http://{basic}/missing-prefix\", \"http://{open}\"]\n    \
+         rewrite:\n      \"^library/(.*)\": \"skiff-test/$1\"\n\
+         configs:\n  \"{basic}\":\n    auth: {{ username: {user}, password: {password} }}\n"
+    );
+    let path = env.dir.path().join("mirror.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let registries = skiff_images::registries::RegistriesConfig::load(&path)
+        .unwrap()
+        .with_default_endpoint_disabled(true);
+    let root = env.dir.path().join("mirror-store");
+    let store = crate::open_store(&env.regs, &root, |config| config.registries = registries).await;
+
+    let image = store.pull("busybox:1.0", None).await.unwrap().image;
+    assert!(
+        image
+            .names
+            .contains(&"docker.io/library/busybox:1.0".to_string()),
+        "{:?}",
+        image.names
+    );
+    assert_eq!(store.get("busybox:1.0").unwrap().id, image.id);
+    let v1 = Fixture::BusyboxV1.load().unwrap().manifest().unwrap();
+    assert_eq!(harness_digest(&image.manifest_digest), v1.descriptor.digest);
 }
