@@ -139,6 +139,7 @@ impl Inner {
             id = %image.id,
             layers_fetched = fetched,
             layers_reused = outcomes.len() - fetched,
+            bytes = progress.bytes_received(),
             "pulled image"
         );
         Ok(PullOutcome {

@@ -41,7 +41,8 @@ pub(super) async fn handle(
             )
         })?;
     drop(ticket);
-    tracing::info!(
+    // The image store logs the pull at info level.
+    tracing::debug!(
         image = %reference,
         id = %outcome.image.id,
         layers_fetched = outcome.layers_fetched,
