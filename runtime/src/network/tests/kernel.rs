@@ -368,3 +368,30 @@ fn status_wants_a_pod_cidr() {
         assert!(matches!(err, NetworkError::InvalidPodCidr { .. }), "{err}");
     });
 }
+
+#[test]
+fn works_from_spawn_blocking_on_a_tokio_runtime() {
+    in_node_netns(|node| {
+        let network = std::sync::Arc::new(node.network("10.42.0.0/24"));
+        let pod = node.pod("a", vec![tcp(18080, 80)]);
+        // Worker and blocking threads start from this thread: the node netns.
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let attachment = pod.attachment.clone();
+        let addresses = runtime
+            .block_on(async {
+                let network = network.clone();
+                tokio::task::spawn_blocking(move || network.setup(&attachment)).await
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(addresses.ip.to_string(), "10.42.0.2");
+        let attachment = pod.attachment.clone();
+        runtime
+            .block_on(async {
+                tokio::task::spawn_blocking(move || network.teardown(&attachment)).await
+            })
+            .unwrap()
+            .unwrap();
+        assert!(!link_exists(&addresses.host_interface));
+    });
+}
