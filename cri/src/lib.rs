@@ -21,6 +21,8 @@
 //! - [`crictl`]: `skiff crictl`, printing as crictl 1.3x does.
 //! - [`node`]: the node runtime role (`skiff runtime`): image store, air-gap
 //!   import, image GC and the socket, until shutdown.
+//! - [`streaming`]: the exec/attach/port-forward streaming server (SPDY
+//!   and WebSocket, as kubelet's) and its client.
 //! - [`error`]: the errors of serving and connecting.
 #![deny(missing_docs)]
 
@@ -37,6 +39,7 @@ pub mod progress;
 pub mod runtime;
 pub mod server;
 pub mod status;
+pub mod streaming;
 
 pub mod proto {
     //! Skiff's own pull-progress protocol (`skiff.images.v1`), generated

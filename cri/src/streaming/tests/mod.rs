@@ -1,0 +1,1 @@
+//! Round trips through the real server with fake backends.
