@@ -9,6 +9,8 @@ packages=(
   docker-registry     # the real registry the tests push to and pull from
   busybox-static      # the test images are built from it
   iproute2 util-linux # ip, mount, nsenter for tests
+  libseccomp-dev      # seccomp profiles for containers (libcontainer)
+  nftables            # pod masquerade and hostPort forwarding
 )
 
 missing=()

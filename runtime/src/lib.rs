@@ -1,10 +1,27 @@
 //! Skiff's node runtime: pod sandboxes and containers on one node.
 //!
-//! Not built yet: the CRI `RuntimeService` (issue "Node runtime") fills this
-//! crate with namespaces, cgroups, rootfs preparation and the two engines
-//! behind one trait — OCI containers through libcontainer and Wasm through
-//! wasmtime.
+//! The [`Runtime`] manager behind CRI's RuntimeService: it keeps durable
+//! records of sandboxes and containers, prepares root filesystems from the
+//! image store, writes OCI bundles, attaches pods to the network and drives
+//! one shim process per pod (crate `skiff-shims`), which runs the containers
+//! through youki's libcontainer.
 //!
 //! # Layout
 //!
-//! Empty until the node runtime lands.
+//! - [`ids`]: random IDs and lookup by unique prefix.
+//! - [`store`]: durable JSON records, replaced atomically.
+//! - [`pod_files`]: a pod's `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`.
+//! - [`cgroups`]: cgroup statistics as CRI usage (v1 and v2).
+//! - [`records`]: sandbox and container records and their CRI views.
+//! - [`network`]: the pod network (bridge, veth pairs, IPAM, nftables), behind
+//!   the `PodNetwork` trait.
+//! - [`spec`]: CRI container config + pod sandbox + image config → OCI runtime
+//!   spec, with containerd's rules.
+
+pub mod cgroups;
+pub mod ids;
+pub mod network;
+pub mod pod_files;
+pub mod records;
+pub mod spec;
+pub mod store;
