@@ -392,7 +392,7 @@ mod tests {
                     .collect(),
             };
         assert!(c.matches(&filter("", "", None, &[])));
-        assert!(c.matches(&filter("abc", "123", running.clone(), &[("app", "web")])));
+        assert!(c.matches(&filter("abc", "123", running, &[("app", "web")])));
         assert!(!c.matches(&filter("abd", "", None, &[])));
         assert!(!c.matches(&filter("", "9", None, &[])));
         assert!(!c.matches(&filter("", "", None, &[("app", "db")])));
