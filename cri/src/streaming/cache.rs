@@ -88,7 +88,11 @@ mod tests {
         let cache = RequestCache::new(Duration::from_secs(60), 10);
         let token = cache.insert(exec()).expect("token");
         assert_eq!(token.len(), 11);
-        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_eq!(cache.consume(&token), Some(exec()));
         assert_eq!(cache.consume(&token), None);
 

@@ -22,11 +22,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_util::sync::CancellationToken;
 
+use super::TerminalSize;
 use super::error::ClientError;
 use super::http;
 use super::spdy::{Headers, Role, SpdyConnection, SpdyStream};
 use super::wsstream::{self, ChannelProtocol, WsBytes};
-use super::TerminalSize;
 
 /// How long to wait for the server to accept each SPDY stream.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -97,7 +97,12 @@ pub async fn port_forward(
         }
         Transport::WebSocket => {
             let (ws, _) = ws_connect(&target, &[wsstream::SPDY_TUNNEL_PROTOCOL]).await?;
-            SpdyConnection::start(WsBytes::new(ws), BytesMut::new(), Role::Client, NO_IDLE_LIMIT)
+            SpdyConnection::start(
+                WsBytes::new(ws),
+                BytesMut::new(),
+                Role::Client,
+                NO_IDLE_LIMIT,
+            )
         }
     }
     .map_err(|e| target.protocol(e.to_string()))?;
@@ -111,7 +116,9 @@ pub async fn port_forward(
         let request_ids = request_ids.clone();
         accept_loops.spawn(async move {
             loop {
-                let Ok((local, _)) = listener.accept().await else { return };
+                let Ok((local, _)) = listener.accept().await else {
+                    return;
+                };
                 let id = request_ids.fetch_add(1, Ordering::Relaxed);
                 let conn = conn.clone();
                 tokio::spawn(async move {
@@ -140,7 +147,8 @@ pub async fn port_forward(
 /// [`SessionIo::resize`].
 pub fn watch_terminal_size(fd: BorrowedFd<'_>) -> io::Result<mpsc::Receiver<TerminalSize>> {
     let raw = fd.as_raw_fd();
-    let mut signals = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
+    let mut signals =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
     let (tx, rx) = mpsc::channel(4);
     if let Some(size) = terminal_size(raw) {
         let _ = tx.try_send(size);
@@ -197,7 +205,10 @@ impl Target {
         if authority.is_empty() {
             return Err(invalid("no host"));
         }
-        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             authority.to_owned()
         } else {
             format!("{authority}:80")
@@ -235,7 +246,10 @@ impl Target {
 type WsStream = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 /// A WebSocket handshake offering `protocols`; returns the chosen one.
-async fn ws_connect(target: &Target, protocols: &[&str]) -> Result<(WsStream, String), ClientError> {
+async fn ws_connect(
+    target: &Target,
+    protocols: &[&str],
+) -> Result<(WsStream, String), ClientError> {
     let tcp = target.connect().await?;
     let ws_err = |source| ClientError::WebSocket {
         url: target.url.clone(),
@@ -244,8 +258,11 @@ async fn ws_connect(target: &Target, protocols: &[&str]) -> Result<(WsStream, St
     let mut request = format!("ws://{}{}", target.authority, target.path)
         .into_client_request()
         .map_err(ws_err)?;
-    let offer = HeaderValue::from_str(&protocols.join(", ")).map_err(|_| target.protocol("bad protocol".into()))?;
-    request.headers_mut().insert("Sec-WebSocket-Protocol", offer);
+    let offer = HeaderValue::from_str(&protocols.join(", "))
+        .map_err(|_| target.protocol("bad protocol".into()))?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", offer);
     let (ws, response) = tokio_tungstenite::client_async(request, tcp)
         .await
         .map_err(ws_err)?;
@@ -295,15 +312,21 @@ async fn spdy_upgrade(
             body,
         });
     }
-    let chosen = head.header("x-stream-protocol-version").unwrap_or("").to_owned();
+    let chosen = head
+        .header("x-stream-protocol-version")
+        .unwrap_or("")
+        .to_owned();
     Ok(((tcp, buf), chosen))
 }
 
 async fn exec_ws(target: &Target, io: SessionIo) -> Result<i32, ClientError> {
     let (ws, chosen) = ws_connect(target, &["v5.channel.k8s.io", "v4.channel.k8s.io"]).await?;
-    let protocol: ChannelProtocol = wsstream::negotiate(&[chosen.clone()], wsstream::REMOTE_COMMAND_PROTOCOLS)
-        .filter(|p| p.name.starts_with("v5.") || p.name.starts_with("v4."))
-        .ok_or_else(|| target.protocol(format!("server chose unsupported protocol {chosen:?}")))?;
+    let protocol: ChannelProtocol = wsstream::negotiate(
+        std::slice::from_ref(&chosen),
+        wsstream::REMOTE_COMMAND_PROTOCOLS,
+    )
+    .filter(|p| p.name.starts_with("v5.") || p.name.starts_with("v4."))
+    .ok_or_else(|| target.protocol(format!("server chose unsupported protocol {chosen:?}")))?;
     let mut channels = wsstream::start(ws, protocol, &[false, true, true, true, false]);
     let writer = channels.writer.clone();
     let mut tasks = tokio::task::JoinSet::new();
@@ -315,7 +338,11 @@ async fn exec_ws(target: &Target, io: SessionIo) -> Result<i32, ClientError> {
                 match stdin.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if writer.write(0, Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        if writer
+                            .write(0, Bytes::copy_from_slice(&buf[..n]))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -350,7 +377,10 @@ async fn exec_ws(target: &Target, io: SessionIo) -> Result<i32, ClientError> {
     decode_status(&status, true)
 }
 
-async fn copy_channel(rx: Option<mpsc::Receiver<Bytes>>, out: Option<Box<dyn AsyncWrite + Send + Unpin>>) {
+async fn copy_channel(
+    rx: Option<mpsc::Receiver<Bytes>>,
+    out: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+) {
     let Some(mut rx) = rx else { return };
     let mut out = out;
     while let Some(chunk) = rx.recv().await {
@@ -373,7 +403,12 @@ async fn collect(rx: Option<mpsc::Receiver<Bytes>>) -> Vec<u8> {
 }
 
 async fn exec_spdy(target: &Target, io: SessionIo) -> Result<i32, ClientError> {
-    let offered = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"];
+    let offered = [
+        "v4.channel.k8s.io",
+        "v3.channel.k8s.io",
+        "v2.channel.k8s.io",
+        "channel.k8s.io",
+    ];
     let ((tcp, leftover), chosen) = spdy_upgrade(target, &offered).await?;
     let mut conn = SpdyConnection::start(tcp, leftover, Role::Client, NO_IDLE_LIMIT)
         .map_err(|e| target.protocol(e.to_string()))?;
@@ -476,7 +511,11 @@ struct Cause {
 fn decode_status(bytes: &[u8], json: bool) -> Result<i32, ClientError> {
     if !json {
         let text = String::from_utf8_lossy(bytes).trim().to_owned();
-        return if text.is_empty() { Ok(0) } else { Err(ClientError::Remote(text)) };
+        return if text.is_empty() {
+            Ok(0)
+        } else {
+            Err(ClientError::Remote(text))
+        };
     }
     if bytes.is_empty() {
         return Err(ClientError::Remote(
@@ -498,9 +537,13 @@ fn decode_status(bytes: &[u8], json: bool) -> Result<i32, ClientError> {
             .find(|c| c.reason == "ExitCode")
             .and_then(|c| c.message.parse::<u8>().ok())
             .map(i32::from)
-            .ok_or_else(|| ClientError::Remote("error stream protocol error: no valid ExitCode cause".into())),
+            .ok_or_else(|| {
+                ClientError::Remote("error stream protocol error: no valid ExitCode cause".into())
+            }),
         "Failure" => Err(ClientError::Remote(status.message)),
-        _ => Err(ClientError::Remote("error stream protocol error: unknown error".into())),
+        _ => Err(ClientError::Remote(
+            "error stream protocol error: unknown error".into(),
+        )),
     }
 }
 
@@ -520,10 +563,16 @@ async fn forward_one(
         h
     };
     let closed_err = |e: super::spdy::SpdyError| ClientError::Remote(e.to_string());
-    let error = conn.open(headers("error"), STREAM_TIMEOUT).await.map_err(closed_err)?;
+    let error = conn
+        .open(headers("error"), STREAM_TIMEOUT)
+        .await
+        .map_err(closed_err)?;
     let _ = error.send.close().await;
     let error_text = tokio::spawn(collect(Some(error.recv.into_channel())));
-    let data = conn.open(headers("data"), STREAM_TIMEOUT).await.map_err(closed_err)?;
+    let data = conn
+        .open(headers("data"), STREAM_TIMEOUT)
+        .await
+        .map_err(closed_err)?;
     let (mut local_r, mut local_w) = local.into_split();
     let send = data.send.clone();
     let mut from_remote = data.recv.into_channel();

@@ -291,7 +291,9 @@ pub(crate) fn percent_decode(s: &str) -> String {
 }
 
 fn hex_digit(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 #[cfg(test)]
@@ -315,7 +317,11 @@ mod tests {
         assert!(!head.is_websocket());
         assert_eq!(
             head.header_list("x-stream-protocol-version"),
-            ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io"]
+            [
+                "v4.channel.k8s.io",
+                "v3.channel.k8s.io",
+                "v2.channel.k8s.io"
+            ]
         );
         assert_eq!(&buf[..], b"\x80\x03");
     }

@@ -96,7 +96,10 @@ pub struct TerminalSize {
 /// A started (or attached) process's standard streams. With a terminal,
 /// `stdout` carries both outputs and `stderr` is `None`.
 pub struct ProcessIo {
-    /// Where the client's input goes; dropping it closes the process's stdin.
+    /// Where the client's input goes. The server shuts it down and drops
+    /// it when the client's input ends (v5 close signal, SPDY FIN) or the
+    /// session ends; for attach the runtime decides whether that closes
+    /// the container's stdin (CRI's `stdin_once`).
     pub stdin: Option<ProcessInput>,
     /// The process's standard output (or its terminal).
     pub stdout: Option<ProcessOutput>,
@@ -104,7 +107,9 @@ pub struct ProcessIo {
     pub stderr: Option<ProcessOutput>,
     /// Resizes the terminal; `None` without one.
     pub resize: Option<ResizeTerminal>,
-    /// The process's exit (for attach: the container's).
+    /// The process's exit (for attach: the container's). The session ends
+    /// when it resolves and the outputs have drained (up to 2 seconds more,
+    /// as a background child may hold them open).
     pub exit: ExitFuture,
 }
 

@@ -114,7 +114,12 @@ struct Pair {
 
 /// The `port` and `streamType` headers every stream must carry.
 fn validate(stream: &SpdyStream) -> Option<(u16, Kind)> {
-    let port = stream.headers.get("port")?.parse::<u16>().ok().filter(|p| *p > 0)?;
+    let port = stream
+        .headers
+        .get("port")?
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)?;
     let kind = match stream.headers.get("streamtype")? {
         "data" => Kind::Data,
         "error" => Kind::Error,
@@ -190,7 +195,9 @@ fn forward_error(port: u16, sandbox_id: &str, e: &io::Error) -> String {
 fn is_disconnect(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
     )
 }
 
@@ -256,9 +263,16 @@ pub(crate) async fn serve_ws(
         let Ok(data) = u8::try_from(2 * i) else { break };
         let error = data + 1;
         let writer = channels.writer.clone();
-        let _ = writer.write(data, Bytes::copy_from_slice(&port.to_le_bytes())).await;
-        let _ = writer.write(error, Bytes::copy_from_slice(&port.to_le_bytes())).await;
-        let input = channels.inputs.get_mut(usize::from(data)).and_then(Option::take);
+        let _ = writer
+            .write(data, Bytes::copy_from_slice(&port.to_le_bytes()))
+            .await;
+        let _ = writer
+            .write(error, Bytes::copy_from_slice(&port.to_le_bytes()))
+            .await;
+        let input = channels
+            .inputs
+            .get_mut(usize::from(data))
+            .and_then(Option::take);
         let backend = backend.clone();
         let sandbox_id = sandbox_id.clone();
         tasks.spawn(async move {

@@ -35,8 +35,13 @@ const HANGUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// What runs behind the session.
 #[derive(Debug, Clone)]
 pub(crate) enum Command {
-    Exec { container_id: String, cmd: Vec<String> },
-    Attach { container_id: String },
+    Exec {
+        container_id: String,
+        cmd: Vec<String>,
+    },
+    Attach {
+        container_id: String,
+    },
 }
 
 /// How the error stream reports the outcome.
@@ -187,7 +192,11 @@ impl Outcome {
 /// Exit codes travel as one byte (client-go parses them as uint8): a
 /// signal death reported as negative becomes 128 + signal, as shells do.
 fn exit_code_byte(code: i32) -> u8 {
-    let code = if code < 0 { 128i32.saturating_sub(code) } else { code };
+    let code = if code < 0 {
+        128i32.saturating_sub(code)
+    } else {
+        code
+    };
     u8::try_from(code.clamp(0, 255)).unwrap_or(255)
 }
 
@@ -268,7 +277,10 @@ async fn supervise(
         tasks.spawn(apply_resizes(rx, resize));
     }
     let mut outputs = tokio::task::JoinSet::new();
-    for (reader, out) in [(stdout, streams.stdout.clone()), (stderr, streams.stderr.clone())] {
+    for (reader, out) in [
+        (stdout, streams.stdout.clone()),
+        (stderr, streams.stderr.clone()),
+    ] {
         if let Some(reader) = reader {
             outputs.spawn(copy_output(reader, out));
         }
@@ -431,7 +443,10 @@ pub(crate) fn spdy_status_format(protocol: &str) -> StatusFormat {
 pub(crate) async fn finish_spdy(conn: SpdyConnection) {
     conn.go_away().await;
     let closed = conn.closed();
-    if tokio::time::timeout(HANGUP_TIMEOUT, closed.cancelled()).await.is_err() {
+    if tokio::time::timeout(HANGUP_TIMEOUT, closed.cancelled())
+        .await
+        .is_err()
+    {
         conn.shutdown().await;
     }
 }
@@ -450,11 +465,19 @@ pub(crate) async fn ws_streams(channels: &mut Channels, stdio: Stdio) -> Session
     };
     let _ = writer.write(first, Bytes::new()).await;
     SessionStreams {
-        stdin: if stdio.stdin { channels.inputs[0].take() } else { None },
+        stdin: if stdio.stdin {
+            channels.inputs[0].take()
+        } else {
+            None
+        },
         stdout: stdio.stdout.then(|| Output::Ws(writer.clone(), 1)),
         stderr: stdio.stderr.then(|| Output::Ws(writer.clone(), 2)),
         error: Some(Output::Ws(writer.clone(), 3)),
-        resize: if stdio.tty { channels.inputs[4].take() } else { None },
+        resize: if stdio.tty {
+            channels.inputs[4].take()
+        } else {
+            None
+        },
         to_close: Vec::new(),
     }
 }
@@ -518,8 +541,14 @@ mod tests {
         assert_eq!(
             sizes,
             vec![
-                TerminalSize { width: 80, height: 24 },
-                TerminalSize { width: 100, height: 40 }
+                TerminalSize {
+                    width: 80,
+                    height: 24
+                },
+                TerminalSize {
+                    width: 100,
+                    height: 40
+                }
             ]
         );
         assert!(d.push(b"nonsense").is_err());

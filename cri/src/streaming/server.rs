@@ -113,7 +113,10 @@ impl StreamingUrls {
 
     fn url(&self, kind: &str, request: CachedRequest) -> Result<String, RequestError> {
         let token = self.cache.insert(request)?;
-        Ok(format!("{}/{kind}/{token}", self.base.trim_end_matches('/')))
+        Ok(format!(
+            "{}/{kind}/{token}",
+            self.base.trim_end_matches('/')
+        ))
     }
 }
 
@@ -145,12 +148,13 @@ impl StreamingServer {
         config: StreamingConfig,
         backend: Arc<dyn StreamingBackend>,
     ) -> Result<Self, ServeError> {
-        let listener = TcpListener::bind(config.address)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: config.address,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.address)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.address,
+                    source,
+                })?;
         let bound = listener.local_addr().map_err(|source| ServeError::Bind {
             addr: config.address,
             source,
@@ -242,7 +246,8 @@ impl Inner {
     async fn handle(&self, mut tcp: TcpStream, shutdown: CancellationToken) {
         let _ = tcp.set_nodelay(true);
         let mut buf = BytesMut::with_capacity(4096);
-        let head = match tokio::time::timeout(HEAD_TIMEOUT, http::read_request(&mut tcp, &mut buf)).await
+        let head = match tokio::time::timeout(HEAD_TIMEOUT, http::read_request(&mut tcp, &mut buf))
+            .await
         {
             Ok(Ok(head)) => head,
             Ok(Err(e)) => {
@@ -307,7 +312,12 @@ impl Inner {
         command: Command,
         stdio: Stdio,
     ) {
-        tracing::debug!(?command, ?stdio, websocket = head.is_websocket(), "streaming session");
+        tracing::debug!(
+            ?command,
+            ?stdio,
+            websocket = head.is_websocket(),
+            "streaming session"
+        );
         if head.is_websocket() {
             let offered = head.header_list("sec-websocket-protocol");
             let Some(protocol) = wsstream::negotiate(&offered, wsstream::REMOTE_COMMAND_PROTOCOLS)
@@ -326,7 +336,8 @@ impl Inner {
             channels.finish().await;
             return;
         }
-        let Some(protocol) = spdy_handshake(&mut tcp, &head, remotecommand::SPDY_PROTOCOLS).await else {
+        let Some(protocol) = spdy_handshake(&mut tcp, &head, remotecommand::SPDY_PROTOCOLS).await
+        else {
             return;
         };
         let Some(mut conn) = self.upgrade_spdy(tcp, buf, &head, protocol).await else {
@@ -340,7 +351,15 @@ impl Inner {
         };
         conn.refuse_new_streams();
         let format = remotecommand::spdy_status_format(protocol);
-        remotecommand::run(&*self.backend, &command, stdio, streams, format, conn.closed()).await;
+        remotecommand::run(
+            &*self.backend,
+            &command,
+            stdio,
+            streams,
+            format,
+            conn.closed(),
+        )
+        .await;
         remotecommand::finish_spdy(conn).await;
     }
 
@@ -365,11 +384,21 @@ impl Inner {
                         return;
                     };
                     let io = WsBytes::new(ws);
-                    match SpdyConnection::start(io, BytesMut::new(), Role::Server, self.config.idle_timeout)
-                    {
+                    match SpdyConnection::start(
+                        io,
+                        BytesMut::new(),
+                        Role::Server,
+                        self.config.idle_timeout,
+                    ) {
                         Ok(conn) => {
-                            portforward::serve_spdy(self.backend.clone(), sandbox, conn, creation, shutdown)
-                                .await;
+                            portforward::serve_spdy(
+                                self.backend.clone(),
+                                sandbox,
+                                conn,
+                                creation,
+                                shutdown,
+                            )
+                            .await;
                         }
                         Err(e) => tracing::warn!(error = %e, "starting tunnelled SPDY session"),
                     }
@@ -393,7 +422,8 @@ impl Inner {
             }
             return;
         }
-        let Some(protocol) = spdy_handshake(&mut tcp, &head, portforward::SPDY_PROTOCOLS).await else {
+        let Some(protocol) = spdy_handshake(&mut tcp, &head, portforward::SPDY_PROTOCOLS).await
+        else {
             return;
         };
         if let Some(conn) = self.upgrade_spdy(tcp, buf, &head, protocol).await {
@@ -422,7 +452,9 @@ impl Inner {
         if !protocol.is_empty() {
             headers.push(("X-Stream-Protocol-Version", protocol.to_owned()));
         }
-        http::write_response(&mut tcp, 101, &headers, "").await.ok()?;
+        http::write_response(&mut tcp, 101, &headers, "")
+            .await
+            .ok()?;
         match SpdyConnection::start(tcp, buf, Role::Server, self.config.idle_timeout) {
             Ok(conn) => Some(conn),
             Err(e) => {
@@ -547,7 +579,9 @@ async fn accept_websocket(
     if !protocol.is_empty() {
         headers.push(("Sec-WebSocket-Protocol", protocol.to_owned()));
     }
-    http::write_response(&mut tcp, 101, &headers, "").await.ok()?;
+    http::write_response(&mut tcp, 101, &headers, "")
+        .await
+        .ok()?;
     Some(WebSocketStream::from_partially_read(tcp, buf.to_vec(), WsRole::Server, None).await)
 }
 
@@ -558,7 +592,10 @@ mod tests {
     #[test]
     fn paths_route_by_kind_and_token() {
         assert_eq!(route("/exec/abc"), Some((Route::Exec, "abc")));
-        assert_eq!(route("/portforward/x-_1"), Some((Route::PortForward, "x-_1")));
+        assert_eq!(
+            route("/portforward/x-_1"),
+            Some((Route::PortForward, "x-_1"))
+        );
         assert_eq!(route("/exec/"), None);
         assert_eq!(route("/exec/a/b"), None);
         assert_eq!(route("/logs/abc"), None);

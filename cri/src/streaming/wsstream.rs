@@ -75,7 +75,10 @@ pub(crate) const PORT_FORWARD_PROTOCOLS: &[ChannelProtocol] = &[
 
 /// Picks the first protocol the client offers that `supported` has, as
 /// wsstream's handshake does; no offer means "".
-pub(crate) fn negotiate(offered: &[String], supported: &[ChannelProtocol]) -> Option<ChannelProtocol> {
+pub(crate) fn negotiate(
+    offered: &[String],
+    supported: &[ChannelProtocol],
+) -> Option<ChannelProtocol> {
     if offered.is_empty() {
         return supported.iter().find(|p| p.name.is_empty()).copied();
     }
@@ -149,7 +152,11 @@ impl Channels {
 /// Starts the reader and writer tasks on `ws`; `readable[n]` says whether
 /// messages on channel `n` are kept (others are dropped, as wsstream
 /// ignores writes to its write-only channels).
-pub(crate) fn start<S>(ws: WebSocketStream<S>, protocol: ChannelProtocol, readable: &[bool]) -> Channels
+pub(crate) fn start<S>(
+    ws: WebSocketStream<S>,
+    protocol: ChannelProtocol,
+    readable: &[bool],
+) -> Channels
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -355,7 +362,10 @@ mod tests {
             REMOTE_COMMAND_PROTOCOLS,
         );
         assert_eq!(p.map(|p| p.name), Some("v4.channel.k8s.io"));
-        let p = negotiate(&offered(&["base64.channel.k8s.io"]), REMOTE_COMMAND_PROTOCOLS);
+        let p = negotiate(
+            &offered(&["base64.channel.k8s.io"]),
+            REMOTE_COMMAND_PROTOCOLS,
+        );
         assert_eq!(p.map(|p| p.codec), Some(Codec::Base64));
         let p = negotiate(&[], REMOTE_COMMAND_PROTOCOLS);
         assert_eq!(p.map(|p| p.name), Some(""));

@@ -37,20 +37,23 @@ impl HeaderCompressor {
     pub(crate) fn compress(&mut self, block: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
         let start_in = self.zlib.total_in();
         loop {
-            let consumed = usize::try_from(self.zlib.total_in() - start_in).unwrap_or(usize::MAX);
+            let consumed = consumed_since(self.zlib.total_in(), start_in);
             out.reserve(block.len() - consumed + 64);
-            let before_out = out.len();
             self.zlib
                 .compress_vec(&block[consumed..], out, FlushCompress::Sync)
                 .map_err(|e| FrameError::Compression(e.to_string()))?;
-            let consumed = usize::try_from(self.zlib.total_in() - start_in).unwrap_or(usize::MAX);
-            // zlib has flushed everything once it stops short of filling
-            // the space it was given.
-            if consumed == block.len() && out.len() < out.capacity() && out.len() >= before_out {
+            // zlib has flushed everything once all input is in and it
+            // stopped short of filling the space it was given.
+            let consumed = consumed_since(self.zlib.total_in(), start_in);
+            if consumed == block.len() && out.len() < out.capacity() {
                 return Ok(());
             }
         }
     }
+}
+
+fn consumed_since(total_in: u64, start: u64) -> usize {
+    usize::try_from(total_in - start).unwrap_or(usize::MAX)
 }
 
 /// Decompresses the header blocks the other side sends.
@@ -77,41 +80,48 @@ impl HeaderDecompressor {
         let mut out = Vec::with_capacity(block.len() * 4 + 64);
         let start_in = self.zlib.total_in();
         loop {
-            let consumed = usize::try_from(self.zlib.total_in() - start_in).unwrap_or(usize::MAX);
+            let consumed = consumed_since(self.zlib.total_in(), start_in);
             if out.len() == out.capacity() {
                 out.reserve(out.capacity().max(256));
             }
-            let status = match self
-                .zlib
-                .decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync)
-            {
-                Ok(status) => status,
-                Err(e) => match e.needs_dictionary() {
-                    Some(_) => {
+            let produced_before = out.len();
+            let status =
+                match self
+                    .zlib
+                    .decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync)
+                {
+                    Ok(status) => status,
+                    Err(e) if e.needs_dictionary().is_some() => {
                         // zlib checks the dictionary's Adler-32 against the
-                        // stream's DICTID, so a peer using another
-                        // dictionary fails here rather than with garbage.
+                        // stream's DICTID, so a peer using another dictionary
+                        // fails here rather than with garbage.
                         self.zlib
                             .set_dictionary(&DICTIONARY)
                             .map_err(|e| FrameError::Compression(e.to_string()))?;
                         continue;
                     }
-                    None => return Err(FrameError::Compression(e.to_string())),
-                },
-            };
+                    Err(e) => return Err(FrameError::Compression(e.to_string())),
+                };
             if out.len() > MAX_HEADER_BLOCK {
                 return Err(FrameError::HeaderBlockTooLarge);
             }
-            let consumed = usize::try_from(self.zlib.total_in() - start_in).unwrap_or(usize::MAX);
-            match status {
-                Status::StreamEnd => {
-                    return Err(FrameError::Compression(
-                        "peer ended its header compression stream".into(),
-                    ));
+            let now_consumed = consumed_since(self.zlib.total_in(), start_in);
+            if status == Status::StreamEnd {
+                return Err(FrameError::Compression(
+                    "peer ended its header compression stream".into(),
+                ));
+            }
+            if now_consumed == block.len() && out.len() < out.capacity() {
+                return Ok(out);
+            }
+            if now_consumed == consumed && out.len() == produced_before {
+                // No progress with room to spare: the block is truncated.
+                if now_consumed == block.len() {
+                    return Ok(out);
                 }
-                _ if consumed == block.len() && out.len() < out.capacity() => return Ok(out),
-                Status::BufError if consumed == block.len() => return Ok(out),
-                _ => {}
+                return Err(FrameError::Compression(
+                    "header block does not inflate".into(),
+                ));
             }
         }
     }

@@ -502,7 +502,9 @@ async fn handle_frame(shared: &Arc<Shared>, incoming: &mpsc::Sender<SpdyStream>,
                     .await;
                 return;
             }
-            shared.last_peer_stream_id.store(stream_id, Ordering::Release);
+            shared
+                .last_peer_stream_id
+                .store(stream_id, Ordering::Release);
             if shared.go_away_sent.load(Ordering::Acquire) {
                 let _ = shared
                     .send(Frame::RstStream {

@@ -52,7 +52,10 @@ pub enum FrameError {
     #[error("malformed SPDY header block: {0}")]
     HeaderBlock(&'static str),
     /// A header block that inflates beyond the limit.
-    #[error("SPDY header block larger than {} bytes", super::compress::MAX_HEADER_BLOCK)]
+    #[error(
+        "SPDY header block larger than {} bytes",
+        super::compress::MAX_HEADER_BLOCK
+    )]
     HeaderBlockTooLarge,
     /// zlib failed on a header block.
     #[error("SPDY header compression: {0}")]
@@ -361,7 +364,12 @@ fn length_word(flags: u8, len: usize) -> Result<u32, FrameError> {
     Ok((u32::from(flags) << 24) | len as u32)
 }
 
-fn control_header(out: &mut BytesMut, frame_type: u16, flags: u8, len: usize) -> Result<(), FrameError> {
+fn control_header(
+    out: &mut BytesMut,
+    frame_type: u16,
+    flags: u8,
+    len: usize,
+) -> Result<(), FrameError> {
     out.put_u16(0x8000 | VERSION);
     out.put_u16(frame_type);
     out.put_u32(length_word(flags, len)?);
@@ -475,7 +483,11 @@ impl FrameDecoder {
                 // SPDY/2 GOAWAY had no status; accept both shapes.
                 need(&payload, 4, "GOAWAY")?;
                 let last_good_stream_id = payload.get_u32() & 0x7fff_ffff;
-                let status = if payload.len() >= 4 { payload.get_u32() } else { 0 };
+                let status = if payload.len() >= 4 {
+                    payload.get_u32()
+                } else {
+                    0
+                };
                 Frame::GoAway {
                     last_good_stream_id,
                     status,

@@ -175,7 +175,24 @@ fn nul_separated_values_are_split_and_joined() {
     };
     assert_eq!(decode_all(&bytes), vec![frame.clone()]);
     // Re-encoding joins the values again; the block round-trips.
-    assert_eq!(decode_all(&encode(&[frame.clone()])), vec![frame]);
+    assert_eq!(
+        decode_all(&encode(std::slice::from_ref(&frame))),
+        vec![frame]
+    );
+}
+
+#[test]
+fn header_blocks_for_another_dictionary_or_garbage_are_refused() {
+    // A SYN_REPLY whose zlib header names dictionary 0x00000001.
+    let other = hex("800300020000000e0000000178f9000000010000ffff");
+    let mut buf = BytesMut::from(&other[..]);
+    assert!(matches!(
+        FrameDecoder::new().decode(&mut buf),
+        Err(FrameError::Compression(_))
+    ));
+    let garbage = hex("80030002000000080000000112345678");
+    let mut buf = BytesMut::from(&garbage[..]);
+    assert!(FrameDecoder::new().decode(&mut buf).is_err());
 }
 
 #[test]
@@ -265,7 +282,11 @@ async fn sessions_open_reply_exchange_data_and_finish() {
     h.add("streamType", "stdin");
     let stream = client.open(h, LONG).await.expect("open");
     let payload: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
-    stream.send.write(Bytes::from(payload.clone())).await.expect("write");
+    stream
+        .send
+        .write(Bytes::from(payload.clone()))
+        .await
+        .expect("write");
     stream.send.close().await.expect("close");
     let mut recv = stream.recv;
     let mut echoed = Vec::new();
@@ -302,8 +323,14 @@ async fn refused_streams_fail_open_and_pings_are_echoed() {
     let server = SpdyConnection::start(b, BytesMut::new(), Role::Server, LONG).expect("server");
     // A server that stopped accepting refuses new streams.
     drop(server);
-    let err = client.open(Headers::new(), LONG).await.expect_err("refused");
-    assert!(matches!(err, SpdyError::Reset(1) | SpdyError::Closed), "{err}");
+    let err = client
+        .open(Headers::new(), LONG)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, SpdyError::Reset(1) | SpdyError::Closed),
+        "{err}"
+    );
 }
 
 #[tokio::test]
