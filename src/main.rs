@@ -40,7 +40,7 @@ enum Command {
     Killall(NotBuilt),
     /// Internal: a pod's shim process.
     #[command(hide = true)]
-    Shim(NotBuilt),
+    Shim(skiff_shims::ShimArgs),
 }
 
 /// Arguments of a command that is not built yet, accepted so the error is
@@ -70,6 +70,18 @@ struct RuntimeArgs {
     /// The CRI socket to serve.
     #[arg(long, env = "SKIFF_CRI_SOCKET", default_value = "/run/skiff/cri.sock")]
     cri_socket: PathBuf,
+    /// Volatile state: pod directories, bundles and shim sockets.
+    #[arg(long, env = "SKIFF_RUN_DIR", default_value = "/run/skiff")]
+    run_dir: PathBuf,
+    /// The node's pod CIDR (UpdateRuntimeConfig may change it).
+    #[arg(long, default_value = "10.42.0.0/24")]
+    pod_cidr: ipnet::IpNet,
+    /// The bridge pods attach to.
+    #[arg(long, default_value = "skiff0")]
+    bridge: String,
+    /// Where the exec/attach/port-forward streaming server listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    streaming_address: std::net::SocketAddr,
     /// Private registry configuration (k3s registries.yaml format).
     #[arg(long, default_value = "/etc/skiff/registries.yaml")]
     private_registry: PathBuf,
@@ -92,7 +104,6 @@ fn not_built(command: &str) -> &'static str {
     match command {
         "server" => "the apiserver and the first cluster",
         "agent" | "killall" => "the first cluster",
-        "shim" => "the node runtime",
         "token" => "node joining",
         _ => "a later issue",
     }
@@ -130,7 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig(_) => ("check-config", true),
         Command::Token(_) => ("token", true),
         Command::Killall(_) => ("killall", true),
-        Command::Shim(_) => ("shim", true),
+        Command::Shim(args) => return Ok(skiff_shims::run(args)),
     };
     debug_assert!(unbuilt);
     eprintln!(
@@ -151,6 +162,11 @@ fn runtime(args: RuntimeArgs) -> anyhow::Result<ExitCode> {
     let config = skiff_cri::node::NodeConfig {
         data_dir: args.data_dir,
         cri_socket: args.cri_socket,
+        run_dir: args.run_dir,
+        bridge: args.bridge,
+        pod_cidr: Some(args.pod_cidr),
+        streaming_address: args.streaming_address,
+        shim_binary: std::env::current_exe().context("finding the skiff binary (for shims)")?,
         registries: args.private_registry,
         gc: skiff_images::gc::GcPolicy {
             high_threshold_percent: args.image_gc_high_threshold,

@@ -23,6 +23,7 @@
 //!   import, image GC and the socket, until shutdown.
 //! - [`streaming`]: the exec/attach/port-forward streaming server (SPDY
 //!   and WebSocket, as kubelet's) and its client.
+//! - [`streaming_backend`]: exec/attach/port-forward sessions over the node runtime.
 //! - [`error`]: the errors of serving and connecting.
 #![deny(missing_docs)]
 
@@ -40,6 +41,7 @@ pub mod runtime;
 pub mod server;
 pub mod status;
 pub mod streaming;
+pub mod streaming_backend;
 
 pub mod proto {
     //! Skiff's own pull-progress protocol (`skiff.images.v1`), generated
@@ -57,6 +59,8 @@ pub use progress::{PULL_ID_METADATA, PullTracker};
 pub struct CriService {
     images: ImageStore,
     pulls: Arc<PullTracker>,
+    runtime: Option<skiff_runtime::Runtime>,
+    streaming: Option<streaming::StreamingUrls>,
 }
 
 impl CriService {
@@ -65,7 +69,29 @@ impl CriService {
         Self {
             images,
             pulls: Arc::new(PullTracker::new()),
+            runtime: None,
+            streaming: None,
         }
+    }
+
+    /// The full service: images, the node runtime, and streaming URLs.
+    pub fn with_runtime(runtime: skiff_runtime::Runtime, streaming: streaming::StreamingUrls) -> Self {
+        Self {
+            images: runtime.images().clone(),
+            pulls: Arc::new(PullTracker::new()),
+            runtime: Some(runtime),
+            streaming: Some(streaming),
+        }
+    }
+
+    /// The node runtime behind the RuntimeService, if any.
+    pub fn runtime(&self) -> Option<&skiff_runtime::Runtime> {
+        self.runtime.as_ref()
+    }
+
+    /// Where streaming URLs come from, if a streaming server runs.
+    pub fn streaming_urls(&self) -> Option<&streaming::StreamingUrls> {
+        self.streaming.as_ref()
     }
 
     /// The image store behind the ImageService.

@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_images::gc::GcPolicy;
@@ -12,6 +14,11 @@ use skiff_images::registries::{RegistriesConfig, RegistriesError};
 use skiff_images::{ImageError, ImageStore, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
+use skiff_runtime::network::{BridgeConfig, BridgeNetwork, NetworkError};
+use skiff_runtime::{Runtime, RuntimeConfig, RuntimeError};
+
+use crate::streaming::{StreamingConfig, StreamingServer};
+use crate::streaming_backend::RuntimeStreams;
 use crate::{CriService, ServeError};
 
 /// How often unused images are considered for collection (kubelet's period).
@@ -28,6 +35,16 @@ pub struct NodeConfig {
     pub registries: PathBuf,
     /// Image garbage-collection thresholds.
     pub gc: GcPolicy,
+    /// Volatile state: pod directories, bundles, shim sockets (`/run/skiff`).
+    pub run_dir: PathBuf,
+    /// The pod bridge (`skiff0`).
+    pub bridge: String,
+    /// The node's pod CIDR, if known at start (UpdateRuntimeConfig may set it).
+    pub pod_cidr: Option<ipnet::IpNet>,
+    /// Where the exec/attach/port-forward streaming server listens.
+    pub streaming_address: SocketAddr,
+    /// The binary re-executed as the per-pod shim (this skiff).
+    pub shim_binary: PathBuf,
 }
 
 impl NodeConfig {
@@ -54,6 +71,15 @@ pub enum NodeError {
     /// The CRI socket could not be served.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The pod network could not be set up.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// The node runtime could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The streaming server could not start.
+    #[error(transparent)]
+    Streaming(#[from] crate::streaming::ServeError),
 }
 
 /// Opens the image store as the node runtime configures it.
@@ -64,15 +90,51 @@ pub async fn open_image_store(config: &NodeConfig) -> Result<ImageStore, NodeErr
     Ok(ImageStore::open(store).await?)
 }
 
-/// Runs the node runtime until `shutdown` completes.
+/// Opens the node runtime over `images`: the pod network and the records
+/// of sandboxes and containers (finding the shims that kept running).
+pub async fn open_runtime(config: &NodeConfig, images: ImageStore) -> Result<Runtime, NodeError> {
+    let mut bridge = BridgeConfig::new(
+        config
+            .data_dir
+            .join("agent/runtime/ipam")
+            .join(&config.bridge),
+    );
+    bridge.bridge = config.bridge.clone();
+    bridge.pod_cidr = config.pod_cidr;
+    let network = Arc::new(BridgeNetwork::new(bridge)?);
+    let runtime = RuntimeConfig {
+        data_dir: config.data_dir.clone(),
+        run_dir: config.run_dir.clone(),
+        shim_binary: config.shim_binary.clone(),
+        seccomp_profile_root: config.data_dir.join("agent/seccomp"),
+        network,
+    };
+    Ok(Runtime::open(runtime, images).await?)
+}
+
+/// Runs the node runtime until `shutdown` completes. Containers and their
+/// shims keep running after it stops.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let store = open_image_store(&config).await?;
     import_airgap_images(&store, &config.airgap_dir()).await;
+    let runtime = open_runtime(&config, store.clone()).await?;
+    let streaming = StreamingServer::bind(
+        StreamingConfig {
+            address: config.streaming_address,
+            ..StreamingConfig::default()
+        },
+        Arc::new(RuntimeStreams::new(runtime.clone())),
+    )
+    .await?;
+    tracing::info!(address = %streaming.local_addr(), "streaming server listening");
+    let service = CriService::with_runtime(runtime.clone(), streaming.urls());
     let stop = CancellationToken::new();
     let gc = tokio::spawn(collect_images_periodically(store.clone(), stop.clone()));
-    let served = crate::server::serve(&config.cri_socket, CriService::new(store), shutdown).await;
+    let streams = tokio::spawn(streaming.serve(stop.clone()));
+    let served = crate::server::serve(&config.cri_socket, service, shutdown).await;
     stop.cancel();
-    let _ = gc.await;
+    runtime.close();
+    let _ = tokio::join!(gc, streams);
     Ok(served?)
 }
 

@@ -10,6 +10,7 @@
 use std::error::Error;
 
 use skiff_images::{ErrorKind, ImageError};
+use skiff_runtime::{ErrorKind as RuntimeErrorKind, RuntimeError};
 use tonic::{Code, Status};
 
 /// The gRPC status a CRI client gets for `err`.
@@ -29,6 +30,26 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::DataLoss => Code::DataLoss,
         ErrorKind::Internal => Code::Internal,
+    }
+}
+
+/// The gRPC status a CRI client gets for a node-runtime error.
+pub fn runtime_error_status(err: RuntimeError) -> Status {
+    Status::new(runtime_code(err.kind()), full_text(&err))
+}
+
+/// The gRPC code for a node-runtime error kind.
+pub fn runtime_code(kind: RuntimeErrorKind) -> Code {
+    match kind {
+        RuntimeErrorKind::NotFound => Code::NotFound,
+        RuntimeErrorKind::AlreadyExists => Code::AlreadyExists,
+        RuntimeErrorKind::InvalidArgument => Code::InvalidArgument,
+        RuntimeErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        RuntimeErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
+        RuntimeErrorKind::Unimplemented => Code::Unimplemented,
+        RuntimeErrorKind::ResourceExhausted => Code::ResourceExhausted,
+        RuntimeErrorKind::Unavailable => Code::Unavailable,
+        RuntimeErrorKind::Internal => Code::Internal,
     }
 }
 
@@ -55,6 +76,26 @@ mod tests {
     use skiff_images::digest::Digest;
 
     use super::*;
+
+    #[test]
+    fn each_runtime_kind_maps_to_one_code() {
+        let status = runtime_error_status(RuntimeError::NotFound {
+            what: "container",
+            id: "abc".into(),
+        });
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(status.message(), "container \"abc\" not found");
+        let status = runtime_error_status(RuntimeError::AlreadyExists("name taken".into()));
+        assert_eq!(status.code(), Code::AlreadyExists);
+        assert_eq!(
+            runtime_code(RuntimeErrorKind::FailedPrecondition),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            runtime_code(RuntimeErrorKind::DeadlineExceeded),
+            Code::DeadlineExceeded
+        );
+    }
 
     #[test]
     fn each_kind_maps_to_one_code() {

@@ -61,10 +61,16 @@ impl CgroupReader {
     /// Reads the cgroup at `path` (relative to the cgroup root, e.g.
     /// `/kubepods/pod1/abc`).
     pub fn read(&self, path: &str) -> Result<CgroupUsage, CgroupError> {
-        let err = |message: String| CgroupError { path: path.to_string(), message };
+        let err = |message: String| CgroupError {
+            path: path.to_string(),
+            message,
+        };
         let manager = manager(path).map_err(err)?;
         let stats = manager.stats().map_err(|e| err(e.to_string()))?;
-        let stat = |keys: &[&str]| keys.iter().find_map(|k| stats.memory.stats.get(*k).copied());
+        let stat = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| stats.memory.stats.get(*k).copied())
+        };
         let inactive_file = stat(&["total_inactive_file", "inactive_file"]).unwrap_or(0);
         let usage = stats.memory.memory.usage;
         Ok(CgroupUsage {
@@ -91,14 +97,19 @@ impl CgroupReader {
         last.insert(path.to_string(), (usage.timestamp, usage.cpu_total_ns));
         CpuUsage {
             timestamp: usage.timestamp,
-            usage_core_nano_seconds: Some(UInt64Value { value: usage.cpu_total_ns }),
+            usage_core_nano_seconds: Some(UInt64Value {
+                value: usage.cpu_total_ns,
+            }),
             usage_nano_cores: rate.map(|value| UInt64Value { value }),
         }
     }
 
     /// Forgets a cgroup's CPU sample (its container is gone).
     pub fn forget(&self, path: &str) {
-        self.last_cpu.lock().unwrap_or_else(|p| p.into_inner()).remove(path);
+        self.last_cpu
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(path);
     }
 }
 
@@ -108,7 +119,9 @@ pub fn memory_usage(usage: &CgroupUsage) -> MemoryUsage {
     MemoryUsage {
         timestamp: usage.timestamp,
         working_set_bytes: value(usage.working_set),
-        available_bytes: usage.memory_limit.map(|l| UInt64Value { value: l.saturating_sub(usage.working_set) }),
+        available_bytes: usage.memory_limit.map(|l| UInt64Value {
+            value: l.saturating_sub(usage.working_set),
+        }),
         usage_bytes: value(usage.memory_usage),
         rss_bytes: value(usage.rss),
         page_faults: value(usage.page_faults),
@@ -120,7 +133,9 @@ pub fn memory_usage(usage: &CgroupUsage) -> MemoryUsage {
 pub fn process_usage(usage: &CgroupUsage) -> ProcessUsage {
     ProcessUsage {
         timestamp: usage.timestamp,
-        process_count: Some(UInt64Value { value: usage.processes }),
+        process_count: Some(UInt64Value {
+            value: usage.processes,
+        }),
     }
 }
 
@@ -136,13 +151,22 @@ fn manager(path: &str) -> Result<AnyCgroupManager, String> {
 /// Removes the (empty) cgroup at `path`, e.g. a pod's parent after its last
 /// container is gone. Missing is fine.
 pub fn remove(path: &str) -> Result<(), CgroupError> {
-    let err = |message: String| CgroupError { path: path.to_string(), message };
-    manager(path).map_err(err)?.remove().map_err(|e| err(e.to_string()))
+    let err = |message: String| CgroupError {
+        path: path.to_string(),
+        message,
+    };
+    manager(path)
+        .map_err(err)?
+        .remove()
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Whether the cgroup hierarchy is v2 only (else v1 or hybrid: v1 controllers).
 pub fn is_unified() -> bool {
-    matches!(libcgroups::common::get_cgroup_setup(), Ok(libcgroups::common::CgroupSetup::Unified))
+    matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(libcgroups::common::CgroupSetup::Unified)
+    )
 }
 
 /// The cgroupfs path a CRI cgroup parent names (it may be a systemd-style
@@ -152,7 +176,11 @@ pub fn parent_path(cgroup_parent: &str) -> String {
         return "/".into();
     }
     let path = Path::new(cgroup_parent);
-    if path.is_absolute() { cgroup_parent.to_string() } else { format!("/{cgroup_parent}") }
+    if path.is_absolute() {
+        cgroup_parent.to_string()
+    } else {
+        format!("/{cgroup_parent}")
+    }
 }
 
 fn now_ns() -> i64 {
@@ -169,11 +197,18 @@ mod tests {
     #[test]
     fn cpu_rate_needs_two_samples() {
         let reader = CgroupReader::new();
-        let first = CgroupUsage { timestamp: 1_000_000_000, cpu_total_ns: 0, ..Default::default() };
+        let first = CgroupUsage {
+            timestamp: 1_000_000_000,
+            cpu_total_ns: 0,
+            ..Default::default()
+        };
         assert!(reader.cpu_usage("/x", &first).usage_nano_cores.is_none());
         // Half a core over one second.
-        let second =
-            CgroupUsage { timestamp: 2_000_000_000, cpu_total_ns: 500_000_000, ..Default::default() };
+        let second = CgroupUsage {
+            timestamp: 2_000_000_000,
+            cpu_total_ns: 500_000_000,
+            ..Default::default()
+        };
         let cpu = reader.cpu_usage("/x", &second);
         assert_eq!(cpu.usage_nano_cores.unwrap().value, 500_000_000);
         assert_eq!(cpu.usage_core_nano_seconds.unwrap().value, 500_000_000);
@@ -197,9 +232,14 @@ mod tests {
     #[test]
     fn a_real_cgroup_reports_its_processes() {
         let path = format!("/skiff-runtime-test-{}", std::process::id());
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let manager = manager(&path).unwrap();
-        manager.add_task(nix::unistd::Pid::from_raw(child.id() as i32)).unwrap();
+        manager
+            .add_task(nix::unistd::Pid::from_raw(child.id() as i32))
+            .unwrap();
         let reader = CgroupReader::new();
         let usage = reader.read(&path).unwrap();
         // Memory charged before the move stays with the old cgroup on v1,

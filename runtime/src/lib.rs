@@ -17,11 +17,21 @@
 //!   the `PodNetwork` trait.
 //! - [`spec`]: CRI container config + pod sandbox + image config → OCI runtime
 //!   spec, with containerd's rules.
+//! - [`manager`]: [`Runtime`], the verbs of CRI's RuntimeService (one file per
+//!   group of verbs), shim event pumps and recovery after a restart.
+//! - [`config`], [`error`]: [`RuntimeConfig`] and [`RuntimeError`].
 
 pub mod cgroups;
+pub mod config;
+pub mod error;
 pub mod ids;
+pub mod manager;
 pub mod network;
 pub mod pod_files;
 pub mod records;
 pub mod spec;
 pub mod store;
+
+pub use config::RuntimeConfig;
+pub use error::{ErrorKind, RuntimeError};
+pub use manager::{ExecOutput, ExecSession, Runtime};

@@ -46,7 +46,8 @@ pub fn write_hosts(
 /// Writes `/etc/resolv.conf` from the pod's DNS config; without one, the
 /// host's file is copied (containerd's behaviour for `dnsPolicy: Default`).
 pub fn write_resolv_conf(path: &Path, dns: Option<&DnsConfig>) -> io::Result<()> {
-    let Some(dns) = dns.filter(|d| !(d.servers.is_empty() && d.searches.is_empty() && d.options.is_empty()))
+    let Some(dns) =
+        dns.filter(|d| !(d.servers.is_empty() && d.searches.is_empty() && d.options.is_empty()))
     else {
         return match fs::read(HOST_RESOLV_CONF) {
             Ok(content) => write_atomic(path, &content),
@@ -96,7 +97,10 @@ mod tests {
     fn resolv_conf_lists_searches_servers_and_options_as_kubelet_expects() {
         let dns = DnsConfig {
             servers: vec!["10.43.0.10".into()],
-            searches: vec!["default.svc.cluster.local".into(), "svc.cluster.local".into()],
+            searches: vec![
+                "default.svc.cluster.local".into(),
+                "svc.cluster.local".into(),
+            ],
             options: vec!["ndots:5".into()],
         };
         assert_eq!(

@@ -54,8 +54,15 @@ impl<T: Record> RecordStore<T> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|source| StoreError::Io { op: "create directory", path: dir.into(), source })?;
-        Ok(Self { dir: dir.to_path_buf(), _kind: PhantomData })
+            .map_err(|source| StoreError::Io {
+                op: "create directory",
+                path: dir.into(),
+                source,
+            })?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            _kind: PhantomData,
+        })
     }
 
     fn path(&self, id: &str) -> PathBuf {
@@ -74,8 +81,11 @@ impl<T: Record> RecordStore<T> {
             match path.extension().and_then(|e| e.to_str()) {
                 Some("json") => {
                     let bytes = fs::read(&path).map_err(io_err("read", &path))?;
-                    let record = serde_json::from_slice(&bytes)
-                        .map_err(|source| StoreError::Corrupt { path: path.clone(), source })?;
+                    let record =
+                        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                            path: path.clone(),
+                            source,
+                        })?;
                     records.push(record);
                 }
                 Some("tmp") => {
@@ -95,8 +105,10 @@ impl<T: Record> RecordStore<T> {
             let path = path.to_path_buf();
             move |source| StoreError::Io { op, path, source }
         };
-        let bytes = serde_json::to_vec(record)
-            .map_err(|source| StoreError::Corrupt { path: path.clone(), source })?;
+        let bytes = serde_json::to_vec(record).map_err(|source| StoreError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -113,9 +125,11 @@ impl<T: Record> RecordStore<T> {
     pub fn delete(&self, id: &str) -> Result<(), StoreError> {
         let path = self.path(id);
         match fs::remove_file(&path) {
-            Err(source) if source.kind() != io::ErrorKind::NotFound => {
-                Err(StoreError::Io { op: "remove", path, source })
-            }
+            Err(source) if source.kind() != io::ErrorKind::NotFound => Err(StoreError::Io {
+                op: "remove",
+                path,
+                source,
+            }),
             _ => Ok(()),
         }
     }
@@ -141,11 +155,27 @@ mod tests {
     fn records_round_trip_replace_and_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = RecordStore::<Thing>::open(&dir.path().join("things")).unwrap();
-        store.put(&Thing { id: "a".into(), value: 1 }).unwrap();
-        store.put(&Thing { id: "a".into(), value: 2 }).unwrap();
+        store
+            .put(&Thing {
+                id: "a".into(),
+                value: 1,
+            })
+            .unwrap();
+        store
+            .put(&Thing {
+                id: "a".into(),
+                value: 2,
+            })
+            .unwrap();
         fs::write(dir.path().join("things/b.tmp"), "{half").unwrap();
         let reopened = RecordStore::<Thing>::open(&dir.path().join("things")).unwrap();
-        assert_eq!(reopened.load_all().unwrap(), vec![Thing { id: "a".into(), value: 2 }]);
+        assert_eq!(
+            reopened.load_all().unwrap(),
+            vec![Thing {
+                id: "a".into(),
+                value: 2
+            }]
+        );
         assert!(!dir.path().join("things/b.tmp").exists());
         reopened.delete("a").unwrap();
         reopened.delete("a").unwrap();

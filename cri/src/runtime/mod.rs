@@ -1,6 +1,7 @@
-//! The CRI v1 RuntimeService. Only `Version` answers for now; every other
-//! RPC fails loudly with `Unimplemented` and says why, until the node
-//! runtime (sandboxes, containers, shims) lands and replaces these.
+//! The CRI v1 RuntimeService over Skiff's node runtime, one file per RPC.
+//! Each handler resolves IDs (unique prefixes are accepted, as crictl
+//! users type them), calls [`skiff_runtime::Runtime`], and maps its errors
+//! through [`crate::status::runtime_error_status`].
 
 use std::pin::Pin;
 
@@ -11,20 +12,54 @@ use tonic::{Request, Response, Status};
 
 use crate::CriService;
 
+mod attach;
+mod container_stats;
+mod container_status;
+mod create_container;
+mod exec;
+mod exec_sync;
+mod get_container_events;
+mod list_container_stats;
+mod list_containers;
+mod list_pod_sandbox;
+mod list_pod_sandbox_stats;
+mod pod_sandbox_stats;
+mod pod_sandbox_status;
+mod port_forward;
+mod remove_container;
+mod remove_pod_sandbox;
+mod reopen_container_log;
+mod run_pod_sandbox;
+mod start_container;
+mod status;
+mod stop_container;
+mod stop_pod_sandbox;
+mod update_container_resources;
+mod update_runtime_config;
 mod version;
 
 pub use version::{RUNTIME_API_VERSION, RUNTIME_NAME, version_response};
 
-/// The message of every RuntimeService RPC but `Version` for now.
+/// The answer of an RPC this service cannot serve: no node runtime behind it.
 pub fn not_built(rpc: &str) -> Status {
     Status::unimplemented(format!(
-        "{rpc}: the skiff node runtime is not built yet; only the image service is available"
+        "{rpc}: this CRI service has no node runtime behind it; only the image service is available"
     ))
 }
 
-/// The stream GetContainerEvents would answer with.
+/// The stream GetContainerEvents answers with.
 pub type ContainerEventStream =
     Pin<Box<dyn Stream<Item = Result<cri::ContainerEventResponse, Status>> + Send>>;
+
+impl CriService {
+    fn node(&self, rpc: &str) -> Result<&skiff_runtime::Runtime, Status> {
+        self.runtime().ok_or_else(|| not_built(rpc))
+    }
+
+    fn urls(&self, rpc: &str) -> Result<&crate::streaming::StreamingUrls, Status> {
+        self.streaming_urls().ok_or_else(|| not_built(rpc))
+    }
+}
 
 #[tonic::async_trait]
 impl RuntimeService for CriService {
@@ -41,196 +76,274 @@ impl RuntimeService for CriService {
         &self,
         _request: Request<cri::GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        Err(not_built("GetContainerEvents"))
+        Ok(Response::new(get_container_events::handle(
+            self.node("GetContainerEvents")?,
+        )))
     }
 
     async fn run_pod_sandbox(
         &self,
-        _request: Request<cri::RunPodSandboxRequest>,
+        request: Request<cri::RunPodSandboxRequest>,
     ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
-        Err(not_built("RunPodSandbox"))
+        let rt = self.node("RunPodSandbox")?;
+        run_pod_sandbox::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn stop_pod_sandbox(
         &self,
-        _request: Request<cri::StopPodSandboxRequest>,
+        request: Request<cri::StopPodSandboxRequest>,
     ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
-        Err(not_built("StopPodSandbox"))
+        let rt = self.node("StopPodSandbox")?;
+        stop_pod_sandbox::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn remove_pod_sandbox(
         &self,
-        _request: Request<cri::RemovePodSandboxRequest>,
+        request: Request<cri::RemovePodSandboxRequest>,
     ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
-        Err(not_built("RemovePodSandbox"))
+        let rt = self.node("RemovePodSandbox")?;
+        remove_pod_sandbox::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn pod_sandbox_status(
         &self,
-        _request: Request<cri::PodSandboxStatusRequest>,
+        request: Request<cri::PodSandboxStatusRequest>,
     ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
-        Err(not_built("PodSandboxStatus"))
+        let rt = self.node("PodSandboxStatus")?;
+        pod_sandbox_status::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn list_pod_sandbox(
         &self,
-        _request: Request<cri::ListPodSandboxRequest>,
+        request: Request<cri::ListPodSandboxRequest>,
     ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
-        Err(not_built("ListPodSandbox"))
+        let rt = self.node("ListPodSandbox")?;
+        list_pod_sandbox::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn create_container(
         &self,
-        _request: Request<cri::CreateContainerRequest>,
+        request: Request<cri::CreateContainerRequest>,
     ) -> Result<Response<cri::CreateContainerResponse>, Status> {
-        Err(not_built("CreateContainer"))
+        let rt = self.node("CreateContainer")?;
+        create_container::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn start_container(
         &self,
-        _request: Request<cri::StartContainerRequest>,
+        request: Request<cri::StartContainerRequest>,
     ) -> Result<Response<cri::StartContainerResponse>, Status> {
-        Err(not_built("StartContainer"))
+        let rt = self.node("StartContainer")?;
+        start_container::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn stop_container(
         &self,
-        _request: Request<cri::StopContainerRequest>,
+        request: Request<cri::StopContainerRequest>,
     ) -> Result<Response<cri::StopContainerResponse>, Status> {
-        Err(not_built("StopContainer"))
+        let rt = self.node("StopContainer")?;
+        stop_container::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn remove_container(
         &self,
-        _request: Request<cri::RemoveContainerRequest>,
+        request: Request<cri::RemoveContainerRequest>,
     ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
-        Err(not_built("RemoveContainer"))
+        let rt = self.node("RemoveContainer")?;
+        remove_container::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn list_containers(
         &self,
-        _request: Request<cri::ListContainersRequest>,
+        request: Request<cri::ListContainersRequest>,
     ) -> Result<Response<cri::ListContainersResponse>, Status> {
-        Err(not_built("ListContainers"))
+        let rt = self.node("ListContainers")?;
+        list_containers::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn container_status(
         &self,
-        _request: Request<cri::ContainerStatusRequest>,
+        request: Request<cri::ContainerStatusRequest>,
     ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
-        Err(not_built("ContainerStatus"))
+        let rt = self.node("ContainerStatus")?;
+        container_status::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn update_container_resources(
         &self,
-        _request: Request<cri::UpdateContainerResourcesRequest>,
+        request: Request<cri::UpdateContainerResourcesRequest>,
     ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
-        Err(not_built("UpdateContainerResources"))
+        let rt = self.node("UpdateContainerResources")?;
+        update_container_resources::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn reopen_container_log(
         &self,
-        _request: Request<cri::ReopenContainerLogRequest>,
+        request: Request<cri::ReopenContainerLogRequest>,
     ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
-        Err(not_built("ReopenContainerLog"))
+        let rt = self.node("ReopenContainerLog")?;
+        reopen_container_log::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn exec_sync(
         &self,
-        _request: Request<cri::ExecSyncRequest>,
+        request: Request<cri::ExecSyncRequest>,
     ) -> Result<Response<cri::ExecSyncResponse>, Status> {
-        Err(not_built("ExecSync"))
-    }
-
-    async fn exec(
-        &self,
-        _request: Request<cri::ExecRequest>,
-    ) -> Result<Response<cri::ExecResponse>, Status> {
-        Err(not_built("Exec"))
-    }
-
-    async fn attach(
-        &self,
-        _request: Request<cri::AttachRequest>,
-    ) -> Result<Response<cri::AttachResponse>, Status> {
-        Err(not_built("Attach"))
-    }
-
-    async fn port_forward(
-        &self,
-        _request: Request<cri::PortForwardRequest>,
-    ) -> Result<Response<cri::PortForwardResponse>, Status> {
-        Err(not_built("PortForward"))
+        let rt = self.node("ExecSync")?;
+        exec_sync::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn container_stats(
         &self,
-        _request: Request<cri::ContainerStatsRequest>,
+        request: Request<cri::ContainerStatsRequest>,
     ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
-        Err(not_built("ContainerStats"))
+        let rt = self.node("ContainerStats")?;
+        container_stats::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn list_container_stats(
         &self,
-        _request: Request<cri::ListContainerStatsRequest>,
+        request: Request<cri::ListContainerStatsRequest>,
     ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
-        Err(not_built("ListContainerStats"))
+        let rt = self.node("ListContainerStats")?;
+        list_container_stats::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn pod_sandbox_stats(
         &self,
-        _request: Request<cri::PodSandboxStatsRequest>,
+        request: Request<cri::PodSandboxStatsRequest>,
     ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
-        Err(not_built("PodSandboxStats"))
+        let rt = self.node("PodSandboxStats")?;
+        pod_sandbox_stats::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _request: Request<cri::ListPodSandboxStatsRequest>,
+        request: Request<cri::ListPodSandboxStatsRequest>,
     ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
-        Err(not_built("ListPodSandboxStats"))
+        let rt = self.node("ListPodSandboxStats")?;
+        list_pod_sandbox_stats::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn update_runtime_config(
         &self,
-        _request: Request<cri::UpdateRuntimeConfigRequest>,
+        request: Request<cri::UpdateRuntimeConfigRequest>,
     ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
-        Err(not_built("UpdateRuntimeConfig"))
+        let rt = self.node("UpdateRuntimeConfig")?;
+        update_runtime_config::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn status(
         &self,
-        _request: Request<cri::StatusRequest>,
+        request: Request<cri::StatusRequest>,
     ) -> Result<Response<cri::StatusResponse>, Status> {
-        Err(not_built("Status"))
+        let rt = self.node("Status")?;
+        status::handle(rt, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn exec(
+        &self,
+        request: Request<cri::ExecRequest>,
+    ) -> Result<Response<cri::ExecResponse>, Status> {
+        let (rt, urls) = (self.node("Exec")?, self.urls("Exec")?);
+        exec::handle(rt, urls, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn attach(
+        &self,
+        request: Request<cri::AttachRequest>,
+    ) -> Result<Response<cri::AttachResponse>, Status> {
+        let (rt, urls) = (self.node("Attach")?, self.urls("Attach")?);
+        attach::handle(rt, urls, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn port_forward(
+        &self,
+        request: Request<cri::PortForwardRequest>,
+    ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        let (rt, urls) = (self.node("PortForward")?, self.urls("PortForward")?);
+        port_forward::handle(rt, urls, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn checkpoint_container(
         &self,
         _request: Request<cri::CheckpointContainerRequest>,
     ) -> Result<Response<cri::CheckpointContainerResponse>, Status> {
-        Err(not_built("CheckpointContainer"))
+        Err(Status::unimplemented(
+            "CheckpointContainer: checkpoint/restore (CRIU) is not supported by skiff",
+        ))
     }
 
     async fn list_metric_descriptors(
         &self,
         _request: Request<cri::ListMetricDescriptorsRequest>,
     ) -> Result<Response<cri::ListMetricDescriptorsResponse>, Status> {
-        Err(not_built("ListMetricDescriptors"))
+        // Skiff exposes no CRI-level Prometheus metrics: none to describe.
+        Ok(Response::new(cri::ListMetricDescriptorsResponse::default()))
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
         _request: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> Result<Response<cri::ListPodSandboxMetricsResponse>, Status> {
-        Err(not_built("ListPodSandboxMetrics"))
+        Ok(Response::new(cri::ListPodSandboxMetricsResponse::default()))
     }
 
     async fn runtime_config(
         &self,
         _request: Request<cri::RuntimeConfigRequest>,
     ) -> Result<Response<cri::RuntimeConfigResponse>, Status> {
-        Err(not_built("RuntimeConfig"))
+        Ok(Response::new(cri::RuntimeConfigResponse {
+            linux: Some(cri::LinuxRuntimeConfiguration {
+                cgroup_driver: cri::CgroupDriver::Cgroupfs as i32,
+            }),
+        }))
     }
 }
 
@@ -238,13 +351,14 @@ impl RuntimeService for CriService {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn runtime_rpcs_say_the_node_runtime_is_not_built() {
+    #[test]
+    fn without_a_node_runtime_rpcs_say_so() {
         let status = not_built("RunPodSandbox");
         assert_eq!(status.code(), tonic::Code::Unimplemented);
-        assert_eq!(
-            status.message(),
-            "RunPodSandbox: the skiff node runtime is not built yet; only the image service is available"
+        assert!(
+            status
+                .message()
+                .starts_with("RunPodSandbox: this CRI service has no node runtime")
         );
     }
 }

@@ -124,6 +124,19 @@ pub struct SpecInput<'a> {
     pub limits: &'a HostLimits,
 }
 
+/// The cgroup resources an UpdateContainerResources request asks for, as
+/// the OCI type the shim applies. Device rules are left out (`None`): an
+/// update never changes them.
+pub fn update_resources(
+    resources: Option<&k8s_cri::v1::LinuxContainerResources>,
+    limits: &HostLimits,
+    container_id: &str,
+) -> Result<oci_spec::runtime::LinuxResources, SpecError> {
+    let mut out = resources::container_resources(resources, Vec::new(), limits, container_id)?;
+    out.set_devices(None);
+    Ok(out)
+}
+
 /// Builds the OCI runtime spec of a container.
 pub fn container_spec(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let config = input.config;
