@@ -35,6 +35,8 @@ pub(crate) async fn serve_spdy(
     shutdown: CancellationToken,
 ) {
     let mut pairs: HashMap<String, Pair> = HashMap::new();
+    // Forwarding tasks die with the session.
+    let mut forwarding = tokio::task::JoinSet::new();
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     loop {
         let stream = tokio::select! {
@@ -42,6 +44,7 @@ pub(crate) async fn serve_spdy(
                 Some(stream) => stream,
                 None => break,
             },
+            Some(_) = forwarding.join_next(), if !forwarding.is_empty() => continue,
             _ = sweep.tick() => {
                 expire(&mut pairs, creation_timeout).await;
                 continue;
@@ -90,7 +93,7 @@ pub(crate) async fn serve_spdy(
             };
             let backend = backend.clone();
             let sandbox_id = sandbox_id.clone();
-            tokio::spawn(async move {
+            forwarding.spawn(async move {
                 forward_pair(&*backend, &sandbox_id, port, data, error).await;
             });
         }

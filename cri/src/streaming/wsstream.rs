@@ -132,6 +132,8 @@ pub(crate) struct Channels {
     pub(crate) closed: CancellationToken,
     reader: tokio::task::JoinHandle<()>,
     writer_task: tokio::task::JoinHandle<()>,
+    /// Stops both tasks, closing the socket, when the channels are dropped.
+    _stop: tokio_util::sync::DropGuard,
 }
 
 impl Channels {
@@ -175,14 +177,22 @@ where
         }
     }
     let closed = CancellationToken::new();
-    let reader = tokio::spawn(read_loop(stream, protocol, senders, closed.clone()));
-    let writer_task = tokio::spawn(write_loop(sink, out_rx, protocol.codec));
+    let stop = CancellationToken::new();
+    let reader = tokio::spawn(read_loop(
+        stream,
+        protocol,
+        senders,
+        closed.clone(),
+        stop.clone(),
+    ));
+    let writer_task = tokio::spawn(write_loop(sink, out_rx, protocol.codec, stop.clone()));
     Channels {
         inputs,
         writer: ChannelWriter { tx: out_tx },
         closed,
         reader,
         writer_task,
+        _stop: stop.drop_guard(),
     }
 }
 
@@ -191,10 +201,16 @@ async fn read_loop<S>(
     protocol: ChannelProtocol,
     mut senders: Vec<Option<mpsc::Sender<Bytes>>>,
     closed: CancellationToken,
+    stop: CancellationToken,
 ) where
     S: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
-    while let Some(message) = stream.next().await {
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => message,
+            () = stop.cancelled() => None,
+        };
+        let Some(message) = message else { break };
         let (channel, data) = match message {
             Ok(Message::Binary(data)) if protocol.codec == Codec::Binary && !data.is_empty() => {
                 if protocol.close_signal && data[0] == CLOSE_SIGNAL {
@@ -230,11 +246,20 @@ async fn read_loop<S>(
     closed.cancel();
 }
 
-async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Outgoing>, codec: Codec)
-where
+async fn write_loop<S>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Outgoing>,
+    codec: Codec,
+    stop: CancellationToken,
+) where
     S: Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
 {
-    while let Some(item) = rx.recv().await {
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => item,
+            () = stop.cancelled() => None,
+        };
+        let Some(item) = item else { return };
         let message = match item {
             Outgoing::Data(channel, data) => match codec {
                 Codec::Binary => {

@@ -56,8 +56,8 @@ impl From<SpdyError> for io::Error {
 
 enum Outgoing {
     Frame(Frame),
-    /// Flush what is queued, then close the write half.
-    Shutdown,
+    /// Flush what is queued, close the write half, then say so.
+    Shutdown(oneshot::Sender<()>),
 }
 
 struct Entry {
@@ -79,6 +79,9 @@ struct Shared {
     open_lock: tokio::sync::Mutex<()>,
     /// Cancelled when the reader stops: peer gone, protocol error or idle.
     closed: CancellationToken,
+    /// Cancelled when the connection handle is dropped: both tasks stop
+    /// at once, closing the socket.
+    stop: CancellationToken,
     go_away_sent: AtomicBool,
     started: Instant,
     last_activity_ms: AtomicU64,
@@ -275,6 +278,7 @@ impl SpdyConnection {
             last_peer_stream_id: AtomicU32::new(0),
             open_lock: tokio::sync::Mutex::new(()),
             closed: CancellationToken::new(),
+            stop: CancellationToken::new(),
             go_away_sent: AtomicBool::new(false),
             started: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
@@ -353,12 +357,29 @@ impl SpdyConnection {
 
     /// Flushes every queued frame and closes the write half.
     pub(crate) async fn shutdown(&self) {
-        let _ = self.shared.out.send(Outgoing::Shutdown).await;
+        let (done_tx, done_rx) = oneshot::channel();
+        if self
+            .shared
+            .out
+            .send(Outgoing::Shutdown(done_tx))
+            .await
+            .is_ok()
+        {
+            let _ = done_rx.await;
+        }
     }
 
     /// Resolves when the peer is gone (or the session failed).
     pub(crate) fn closed(&self) -> CancellationToken {
         self.shared.closed.clone()
+    }
+}
+
+impl Drop for SpdyConnection {
+    fn drop(&mut self) {
+        // Streams still held elsewhere fail from now on; call shutdown()
+        // first for a graceful end.
+        self.shared.stop.cancel();
     }
 }
 
@@ -399,8 +420,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut shutdown = false;
-    while let Some(first) = rx.recv().await {
+    let mut done = None;
+    loop {
+        let first = tokio::select! {
+            item = rx.recv() => item,
+            () = shared.stop.cancelled() => None,
+        };
+        let Some(first) = first else { break };
         let mut next = Some(first);
         // Coalesce what is already queued into one write.
         while let Some(item) = next.take() {
@@ -412,8 +438,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         return;
                     }
                 }
-                Outgoing::Shutdown => {
-                    shutdown = true;
+                Outgoing::Shutdown(ack) => {
+                    done = Some(ack);
                     break;
                 }
             }
@@ -434,11 +460,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             shared.closed.cancel();
             return;
         }
-        if shutdown {
+        if done.is_some() {
             break;
         }
     }
     let _ = writer.shutdown().await;
+    if let Some(ack) = done {
+        let _ = ack.send(());
+    }
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -466,6 +495,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     continue;
                 }
                 () = shared.closed.cancelled() => return Ok(()),
+                () = shared.stop.cancelled() => return Ok(()),
             };
             match read {
                 Ok(0) => return Ok(()),

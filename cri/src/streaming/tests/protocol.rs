@@ -221,3 +221,64 @@ async fn v4_binary_channels_end_with_a_json_status() {
             })
     );
 }
+
+#[tokio::test]
+async fn websocket_heartbeats_are_answered_during_a_session() {
+    use futures::SinkExt;
+    let f = fixture().await;
+    let url = f
+        .urls
+        .exec_url(&exec_request(&["sleep", "1"], false, false))
+        .expect("url");
+    let mut request = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v5.channel.k8s.io".parse().expect("header"),
+    );
+    let (mut ws, _) = within("connect", tokio_tungstenite::connect_async(request))
+        .await
+        .expect("handshake");
+    // client-go pings every 5 s and gives up without pongs.
+    ws.send(Message::Ping("heartbeat".into()))
+        .await
+        .expect("ping");
+    loop {
+        match within("pong", ws.next()).await {
+            Some(Ok(Message::Pong(data))) => {
+                assert_eq!(&data[..], b"heartbeat");
+                break;
+            }
+            Some(Ok(Message::Binary(_))) => continue,
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn shutting_the_server_down_ends_live_sessions() {
+    use crate::streaming::client::{self, SessionIo, Transport};
+    for transport in [Transport::WebSocket, Transport::Spdy] {
+        let f = fixture().await;
+        let url = f
+            .urls
+            .exec_url(&exec_request(&["sleep", "60"], false, false))
+            .expect("url");
+        let session = tokio::spawn(async move {
+            let io = SessionIo {
+                stdout: Some(Box::new(tokio::io::sink())),
+                stderr: Some(Box::new(tokio::io::sink())),
+                ..SessionIo::default()
+            };
+            client::exec(&url, io, transport).await
+        });
+        // Let the session start; ending earlier would only fail sooner.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        f.stop.cancel();
+        let result = within("session end", session).await.expect("task");
+        // No status was sent: the client reports the session as broken.
+        assert!(result.is_err(), "{transport:?}: {result:?}");
+    }
+}
