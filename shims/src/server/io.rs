@@ -217,8 +217,9 @@ impl ContainerIo {
                 AddressFamily::Unix,
                 SockType::Stream,
                 None,
-                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                SockFlag::SOCK_CLOEXEC,
             )?;
+            set_nonblocking(ours.as_fd())?;
             if self.stdin.is_some() {
                 input = Some(ours.try_clone()?);
             }

@@ -191,7 +191,7 @@ impl Pod {
             .into_iter()
             .filter(|mount| mount.destination() != Path::new("/sys/fs/cgroup"))
             .collect::<Vec<_>>();
-        Ok(SpecBuilder::default()
+        let mut spec = SpecBuilder::default()
             .version("1.0.2")
             .root(
                 RootBuilder::default()
@@ -202,7 +202,10 @@ impl Pod {
             .process(process)
             .mounts(mounts)
             .linux(linux)
-            .build()?)
+            .build()?;
+        // The pod's UTS namespace has its hostname already.
+        spec.set_hostname(None);
+        Ok(spec)
     }
 
     /// Creates and starts a container logging to `<pod>/<id>.log`.

@@ -2,5 +2,11 @@
 //! `skiff-test-shim` process per pod, real libcontainer containers on a
 //! busybox rootfs, real cgroups and namespaces.
 
+mod attach;
+mod exec;
 mod harness;
 mod lifecycle;
+mod memory;
+mod namespaces;
+mod oom;
+mod survival;

@@ -1,0 +1,58 @@
+//! The shim's memory with one running container (a figure to report, not
+//! an assertion: timings and sizes belong in benches).
+
+use anyhow::Result;
+
+use crate::harness::{Bundle, Pod};
+
+fn smaps_rollup(pid: i32) -> Result<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    Ok((field("Rss:"), field("Pss:")))
+}
+
+#[tokio::test]
+#[allow(clippy::print_stderr)]
+async fn shim_memory_with_one_running_container() -> Result<()> {
+    let pod = Pod::start_with(
+        &[
+            skiff_shims::PodNamespace::Net,
+            skiff_shims::PodNamespace::Ipc,
+            skiff_shims::PodNamespace::Uts,
+            skiff_shims::PodNamespace::Pid,
+        ],
+        Some("mem"),
+    )
+    .await?;
+    pod.run("app", &Bundle::sh("echo up; sleep 1000")).await?;
+    pod.wait_log("app", "up").await?;
+    let shim = pod.shim_pid()?;
+    let (rss, pss) = smaps_rollup(shim)?;
+    let pod_init = crate::harness::cgroup_procs(&pod.cgroup_parent)
+        .into_iter()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "skiff-pod-init")
+        });
+    let (init_rss, init_pss) = match pod_init {
+        Some(pid) => smaps_rollup(pid)?,
+        None => (0, 0),
+    };
+    eprintln!(
+        "shim memory with 1 running container ({}): shim RSS {rss} kB, PSS {pss} kB; pod PID 1 RSS {init_rss} kB, PSS {init_pss} kB",
+        crate::harness::shim_binary().display()
+    );
+    assert!(rss > 0);
+    pod.teardown().await
+}
