@@ -26,6 +26,10 @@ pub struct ConfigFile {
     pub timeout: Option<Duration>,
     /// `debug`.
     pub debug: Option<bool>,
+    /// `pull-image-on-create`: `create` pulls the image first.
+    pub pull_image_on_create: Option<bool>,
+    /// `disable-pull-on-run`: `run` does not pull the image first.
+    pub disable_pull_on_run: Option<bool>,
 }
 
 /// Global options as given on the command line or in the environment.
@@ -54,6 +58,10 @@ pub struct Settings {
     pub timeout: Duration,
     /// Show debug lines.
     pub debug: bool,
+    /// `create` pulls the image first (`pull-image-on-create`).
+    pub pull_image_on_create: bool,
+    /// `run` does not pull the image first (`disable-pull-on-run`).
+    pub disable_pull_on_run: bool,
 }
 
 /// Reads the config file. A missing default file is no config; a file
@@ -87,17 +95,19 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
             "runtime-endpoint" => config.runtime_endpoint = Some(string(key, &value)?),
             "image-endpoint" => config.image_endpoint = Some(string(key, &value)?),
             "timeout" => config.timeout = Some(timeout(&value)?),
-            "debug" => {
-                config.debug = Some(
-                    value
-                        .as_bool()
-                        .ok_or_else(|| format!("debug: expected true or false, got {value:?}"))?,
-                );
-            }
+            "debug" => config.debug = Some(boolean(key, &value)?),
+            "pull-image-on-create" => config.pull_image_on_create = Some(boolean(key, &value)?),
+            "disable-pull-on-run" => config.disable_pull_on_run = Some(boolean(key, &value)?),
             _ => {}
         }
     }
     Ok(config)
+}
+
+fn boolean(key: &str, value: &Value) -> Result<bool, String> {
+    value
+        .as_bool()
+        .ok_or_else(|| format!("{key}: expected true or false, got {value:?}"))
 }
 
 fn string(key: &str, value: &Value) -> Result<String, String> {
@@ -165,6 +175,8 @@ pub fn resolve(flags: &GlobalFlags, file: Option<&ConfigFile>) -> Result<Setting
         image_endpoint,
         timeout,
         debug,
+        pull_image_on_create: file.and_then(|f| f.pull_image_on_create).unwrap_or(false),
+        disable_pull_on_run: file.and_then(|f| f.disable_pull_on_run).unwrap_or(false),
     })
 }
 
@@ -234,6 +246,8 @@ mod tests {
                 image_endpoint: "unix:///run/skiff/cri.sock".into(),
                 timeout: Duration::from_secs(2),
                 debug: false,
+                pull_image_on_create: false,
+                disable_pull_on_run: false,
             }
         );
     }
@@ -253,6 +267,8 @@ mod tests {
         assert_eq!(from_file.image_endpoint, "unix:///file/image.sock");
         assert_eq!(from_file.timeout, Duration::from_secs(10));
         assert!(from_file.debug);
+        assert!(!from_file.pull_image_on_create);
+        assert!(!from_file.disable_pull_on_run);
 
         let flags = GlobalFlags {
             runtime_endpoint: Some("unix:///flag/runtime.sock".into()),

@@ -129,7 +129,12 @@ impl<'a> Console<'a> {
 
     /// Writes stderr text as is (prompts, help).
     pub fn print_err(&mut self, text: &str) {
-        let _ = self.err.write_all(text.as_bytes());
+        self.write_err(text.as_bytes());
+    }
+
+    /// Writes bytes to stderr as they are (a container's stderr).
+    pub fn write_err(&mut self, bytes: &[u8]) {
+        let _ = self.err.write_all(bytes);
         let _ = self.err.flush();
     }
 }

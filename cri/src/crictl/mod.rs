@@ -1,16 +1,24 @@
-//! `skiff crictl`: a crictl-compatible client for the CRI socket, for the
-//! verbs the image service supports today (`pull`, `images`, `inspecti`,
-//! `rmi`, `imagefsinfo`, `version`). It prints what crictl 1.3x prints —
-//! tables, protobuf JSON, YAML and logrus-style error lines — because
-//! users script against it. `pull` also draws a progress bar, through
-//! Skiff's pull-progress side channel.
+//! `skiff crictl`: a crictl-compatible client for the CRI socket: the
+//! image verbs (`pull`, `images`, `inspecti`, `rmi`, `imagefsinfo`) and the
+//! runtime verbs (`version`, `info`, `runp`, `pods`, `inspectp`, `stopp`,
+//! `rmp`, `create`, `start`, `run`, `ps`, `inspect`, `logs`, `exec`,
+//! `attach`, `port-forward`, `stats`, `statsp`, `stop`, `rm`, `update`). It
+//! prints what crictl 1.3x prints — tables, protobuf JSON, YAML and
+//! logrus-style error lines — because users script against it. `pull` also
+//! draws a progress bar, through Skiff's pull-progress side channel.
 //!
 //! The `skiff` binary embeds [`CrictlArgs`] as a subcommand and calls [`run`].
 //!
-//! One file per verb (`pull`, `images`, `inspecti`, `rmi`, `imagefsinfo`,
-//! `version`); `config` merges flags, environment and `/etc/crictl.yaml`;
-//! `console` writes results and logrus-style lines; [`json`] and [`table`]
-//! reproduce crictl's JSON and table output.
+//! One file per verb or family of verbs: `pull`, `images`, `inspecti`,
+//! `rmi`, `imagefsinfo`, `version`, `info`, `sandbox` (pod verbs),
+//! `container` (container lifecycle), `ps` (`ps`, `inspect`), `logs`,
+//! `exec` (`exec`, `attach`, `port-forward`), `stats` (`stats`, `statsp`).
+//! `config` merges flags, environment and `/etc/crictl.yaml`;
+//! `config_file` and `config_decode` read pod and container configs;
+//! `lookup` holds RPC deadlines, ID prefixes and list filters; `timefmt`
+//! Go's time formats; `console` writes results and logrus-style lines;
+//! [`json`], [`protojson`] and [`table`] reproduce crictl's JSON and table
+//! output.
 
 use std::future::Future;
 use std::io::{self, IsTerminal, Write};
@@ -23,14 +31,26 @@ use crate::client::{self, CriClient};
 use crate::error::ConnectError;
 
 mod config;
+mod config_decode;
+mod config_file;
 mod console;
+mod container;
+mod exec;
 mod imagefsinfo;
 mod images;
+mod info;
 mod inspecti;
 pub mod json;
+mod logs;
+mod lookup;
+pub mod protojson;
+mod ps;
 mod pull;
 mod rmi;
+mod sandbox;
+mod stats;
 pub mod table;
+mod timefmt;
 mod version;
 
 pub use config::{ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_TIMEOUT, GlobalFlags, Settings};
@@ -86,38 +106,58 @@ pub enum CrictlCommand {
     Imagefsinfo(imagefsinfo::ImageFsInfoArgs),
     /// Display runtime version information
     Version,
+    /// Run a new pod
+    Runp(sandbox::RunpArgs),
+    /// Stop one or more running pods
+    Stopp(sandbox::StoppArgs),
+    /// Remove one or more pods
+    Rmp(sandbox::RmpArgs),
+    /// Display the status of one or more pods
+    Inspectp(sandbox::InspectpArgs),
+    /// List pods
+    Pods(sandbox::PodsArgs),
+    /// Create a new container
+    Create(container::CreateArgs),
+    /// Start one or more created containers
+    Start(container::StartArgs),
+    /// Run a new container inside a sandbox
+    Run(container::RunArgs),
+    /// Stop one or more running containers
+    Stop(container::StopArgs),
+    /// Remove one or more containers
+    Rm(container::RmArgs),
+    /// Update one or more running containers
+    Update(container::UpdateArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Display the status of one or more containers
+    Inspect(ps::InspectArgs),
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+    /// List container(s) resource usage statistics
+    Stats(stats::StatsArgs),
+    /// List pod statistics
+    Statsp(stats::StatspArgs),
+    /// Display information of the container runtime
+    Info(info::InfoArgs),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
+    /// Attach to a running container
+    Attach(exec::AttachArgs),
+    /// Forward local port to a pod
+    PortForward(exec::PortForwardArgs),
     /// crictl's other commands: not built yet.
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
 
-/// crictl verbs that need the node runtime, which is not built yet.
+/// crictl verbs skiff crictl does not have yet.
 const RUNTIME_VERBS: &[&str] = &[
-    "attach",
     "checkpoint",
-    "create",
     "events",
-    "exec",
-    "info",
-    "inspect",
-    "inspectp",
-    "logs",
     "metricdescs",
     "metricsp",
-    "pods",
-    "port-forward",
-    "ps",
-    "rm",
-    "rmp",
-    "run",
-    "runp",
     "runtime-config",
-    "start",
-    "stats",
-    "statsp",
-    "stop",
-    "stopp",
-    "update",
     "update-runtime-config",
 ];
 
@@ -213,16 +253,33 @@ async fn dispatch(args: CrictlArgs, console: &mut Console<'_>) -> Result<(), Cri
         CrictlCommand::Rmi(args) => rmi::run(&args, &mut session).await,
         CrictlCommand::Imagefsinfo(args) => imagefsinfo::run(&args, &mut session).await,
         CrictlCommand::Version => version::run(&mut session).await,
+        CrictlCommand::Runp(args) => Box::pin(sandbox::runp(&args, &mut session)).await,
+        CrictlCommand::Stopp(args) => Box::pin(sandbox::stopp(&args, &mut session)).await,
+        CrictlCommand::Rmp(args) => Box::pin(sandbox::rmp(&args, &mut session)).await,
+        CrictlCommand::Inspectp(args) => Box::pin(sandbox::inspectp(&args, &mut session)).await,
+        CrictlCommand::Pods(args) => Box::pin(sandbox::pods(&args, &mut session)).await,
+        CrictlCommand::Create(args) => Box::pin(container::create(&args, &mut session)).await,
+        CrictlCommand::Start(args) => Box::pin(container::start(&args, &mut session)).await,
+        CrictlCommand::Run(args) => Box::pin(container::run(&args, &mut session)).await,
+        CrictlCommand::Stop(args) => Box::pin(container::stop(&args, &mut session)).await,
+        CrictlCommand::Rm(args) => Box::pin(container::rm(&args, &mut session)).await,
+        CrictlCommand::Update(args) => Box::pin(container::update(&args, &mut session)).await,
+        CrictlCommand::Ps(args) => Box::pin(ps::ps(&args, &mut session)).await,
+        CrictlCommand::Inspect(args) => Box::pin(ps::inspect(&args, &mut session)).await,
+        CrictlCommand::Logs(args) => Box::pin(logs::run(&args, &mut session)).await,
+        CrictlCommand::Stats(args) => Box::pin(stats::stats(&args, &mut session)).await,
+        CrictlCommand::Statsp(args) => Box::pin(stats::statsp(&args, &mut session)).await,
+        CrictlCommand::Info(args) => Box::pin(info::run(&args, &mut session)).await,
+        CrictlCommand::Exec(args) => Box::pin(exec::exec(&args, &mut session)).await,
+        CrictlCommand::Attach(args) => Box::pin(exec::attach(&args, &mut session)).await,
+        CrictlCommand::PortForward(args) => Box::pin(exec::port_forward(&args, &mut session)).await,
         CrictlCommand::Other(words) => Err(unsupported(words.first().map_or("", String::as_str))),
     }
 }
 
 fn unsupported(verb: &str) -> CrictlError {
     if RUNTIME_VERBS.contains(&verb) {
-        CrictlError::failed(format!(
-            "crictl {verb:?} is not built yet in skiff: it arrives with the skiff node runtime; \
-             only the image commands (pull, images, inspecti, rmi, imagefsinfo) and version work today"
-        ))
+        CrictlError::failed(format!("crictl {verb:?} is not built yet in skiff crictl"))
     } else if verb == "config" || verb == "completion" {
         CrictlError::failed(format!(
             "crictl {verb:?} is not supported by skiff crictl; edit {DEFAULT_CONFIG_PATH} instead"
@@ -360,10 +417,12 @@ mod tests {
         let args = CrictlArgs::try_parse_from(["crictl", "img"]).unwrap();
         assert!(matches!(args.command, Some(CrictlCommand::Images(_))));
         let args = CrictlArgs::try_parse_from(["crictl", "runp", "pod.json"]).unwrap();
+        assert!(matches!(args.command, Some(CrictlCommand::Runp(_))));
+        let args = CrictlArgs::try_parse_from(["crictl", "events", "-o", "json"]).unwrap();
         let Some(CrictlCommand::Other(words)) = args.command else {
             panic!("not other");
         };
-        assert_eq!(words, ["runp", "pod.json"]);
+        assert_eq!(words, ["events", "-o", "json"]);
     }
 
     #[tokio::test]
@@ -378,7 +437,7 @@ mod tests {
         assert_eq!(code, 1);
         assert!(err.contains("load config file"), "{err}");
 
-        let (code, err) = run(&["crictl", "ps"]).await;
+        let (code, err) = run(&["crictl", "events"]).await;
         assert_eq!(code, 1);
         assert!(err.contains("level=fatal"), "{err}");
         assert!(err.contains("not built yet"), "{err}");

@@ -153,7 +153,7 @@ fn auth_config(
 }
 
 /// `USERNAME[:PASSWORD]`, as crictl splits it.
-fn parse_creds(creds: &str) -> Result<(String, String), CrictlError> {
+pub(super) fn parse_creds(creds: &str) -> Result<(String, String), CrictlError> {
     match creds.split_once(':') {
         None => Ok((creds.to_owned(), String::new())),
         Some(("", _)) => Err(CrictlError::failed("username can't be empty")),
@@ -177,7 +177,7 @@ fn parse_annotations(values: &[String]) -> Result<HashMap<String, String>, Crict
 }
 
 /// Reads a line from stdin without echoing it when stdin is a terminal.
-fn read_password() -> Result<String, CrictlError> {
+pub(super) fn read_password() -> Result<String, CrictlError> {
     use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
     let stdin = std::io::stdin();
     let saved = if stdin.is_terminal() {

@@ -96,7 +96,7 @@ async fn a_pull_from_nowhere_reports_the_grpc_error() {
 #[tokio::test]
 async fn runtime_verbs_are_not_built_yet() {
     let node = Node::start().await;
-    let (code, _, err) = node.crictl(&["ps", "-a"]).await;
+    let (code, _, err) = node.crictl(&["events"]).await;
     assert_eq!(code, 1);
     assert!(err.contains("not built yet"), "{err}");
 }

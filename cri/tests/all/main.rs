@@ -4,6 +4,7 @@
 //! docker-registry on 127.0.0.1, started by `skiff-tests`).
 
 mod crictl;
+mod crictl_runtime;
 mod pull;
 mod service;
 
