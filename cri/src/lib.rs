@@ -75,7 +75,10 @@ impl CriService {
     }
 
     /// The full service: images, the node runtime, and streaming URLs.
-    pub fn with_runtime(runtime: skiff_runtime::Runtime, streaming: streaming::StreamingUrls) -> Self {
+    pub fn with_runtime(
+        runtime: skiff_runtime::Runtime,
+        streaming: streaming::StreamingUrls,
+    ) -> Self {
         Self {
             images: runtime.images().clone(),
             pulls: Arc::new(PullTracker::new()),

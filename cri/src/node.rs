@@ -101,6 +101,11 @@ pub async fn open_runtime(config: &NodeConfig, images: ImageStore) -> Result<Run
     );
     bridge.bridge = config.bridge.clone();
     bridge.pod_cidr = config.pod_cidr;
+    // One nftables table per bridge, so several runtimes (tests, or nodes
+    // simulated on one machine) never touch each other's rules.
+    if config.bridge != "skiff0" {
+        bridge.nft_table = format!("skiff_{}", config.bridge.replace(['-', '.'], "_"));
+    }
     let network = Arc::new(BridgeNetwork::new(bridge)?);
     let runtime = RuntimeConfig {
         data_dir: config.data_dir.clone(),

@@ -25,6 +25,7 @@
 //! - [`registry`]: [`TestRegistries`] / [`TestRegistry`] (docker-registry
 //!   processes), the token server, a small push client, `registries.yaml`.
 //! - [`skiff`]: the real `skiff` binary: [`SkiffRuntime`] and `skiff` commands.
+//! - [`cri`]: a CRI v1 gRPC client over the runtime's socket.
 //! - [`child`]: [`GuardedChild`], processes killed on drop and on parent death.
 //! - [`cache`]: the shared, lock-protected cache directory.
 //! - [`error`]: the harness's error type, [`HarnessError`].
@@ -33,6 +34,7 @@
 
 pub mod cache;
 pub mod child;
+pub mod cri;
 pub mod error;
 pub mod fixtures;
 pub mod oci;
@@ -43,4 +45,4 @@ pub use child::GuardedChild;
 pub use error::{HarnessError, Result};
 pub use fixtures::{Fixture, FixtureImage};
 pub use registry::{RegistryKind, TestRegistries, TestRegistry};
-pub use skiff::{RuntimeOptions, SkiffRuntime};
+pub use skiff::{NetworkLease, RuntimeOptions, SkiffRuntime, clean_node};

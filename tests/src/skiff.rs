@@ -46,11 +46,92 @@ pub fn skiff_command() -> Result<Command> {
     Ok(command)
 }
 
+/// A pod network of its own for one test runtime: a bridge name and a /24
+/// no other test process holds at the same time (leased through a file in
+/// `/run/skiff-tests`, reclaimed when its owner process is gone).
+#[derive(Debug)]
+pub struct NetworkLease {
+    index: u32,
+    file: PathBuf,
+}
+
+impl NetworkLease {
+    const DIR: &'static str = "/run/skiff-tests/networks";
+    const SLOTS: u32 = 4096;
+
+    /// Takes a free slot.
+    pub fn take() -> Result<NetworkLease> {
+        let dir = Path::new(Self::DIR);
+        std::fs::create_dir_all(dir).map_err(crate::error::io_error("create directory", dir))?;
+        let start = std::process::id() % Self::SLOTS;
+        for offset in 0..Self::SLOTS {
+            let index = (start + offset) % Self::SLOTS;
+            let file = dir.join(index.to_string());
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&file)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(NetworkLease { index, file });
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner: Option<u32> = std::fs::read_to_string(&file)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok());
+                    let alive =
+                        owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    if !alive {
+                        let _ = std::fs::remove_file(&file);
+                    }
+                }
+                Err(err) => return Err(crate::error::io_error("create", &file)(err)),
+            }
+        }
+        Err(HarnessError::InvalidContent(
+            "no free test network slot".into(),
+        ))
+    }
+
+    /// The bridge name (`skt<n>`).
+    pub fn bridge(&self) -> String {
+        format!("skt{}", self.index)
+    }
+
+    /// The nftables table the runtime uses for this bridge.
+    pub fn nft_table(&self) -> String {
+        format!("skiff_skt{}", self.index)
+    }
+
+    /// The pod CIDR: a /24 inside 10.128.0.0/12.
+    pub fn pod_cidr(&self) -> String {
+        format!("10.{}.{}.0/24", 128 + self.index / 256, self.index % 256)
+    }
+}
+
+impl Drop for NetworkLease {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge()])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.nft_table()])
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
 /// How to start a [`SkiffRuntime`].
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeOptions {
     /// A `registries.yaml` to pass as `--private-registry`.
     pub registries: Option<PathBuf>,
+    /// The pod network (bridge and CIDR) to use, when the test runs pods.
+    pub network: Option<std::sync::Arc<NetworkLease>>,
     /// Extra arguments after `skiff runtime`.
     pub args: Vec<String>,
 }
@@ -82,6 +163,8 @@ impl SkiffRuntime {
             .arg(dir.join("data"))
             .arg("--cri-socket")
             .arg(dir.join("cri.sock"))
+            .arg("--run-dir")
+            .arg(dir.join("run"))
             .arg("--config")
             .arg(dir.join("no-config.yaml"))
             .args(&options.args)
@@ -90,6 +173,13 @@ impl SkiffRuntime {
             .stderr(stderr);
         if let Some(registries) = &options.registries {
             command.arg("--private-registry").arg(registries);
+        }
+        if let Some(network) = &options.network {
+            command
+                .arg("--bridge")
+                .arg(network.bridge())
+                .arg("--pod-cidr")
+                .arg(network.pod_cidr());
         }
         // An empty config file: tests never read the machine's /etc/skiff.
         std::fs::write(dir.join("no-config.yaml"), "")
@@ -142,6 +232,11 @@ impl SkiffRuntime {
         format!("unix://{}", self.socket().display())
     }
 
+    /// The volatile state directory (`--run-dir`).
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
     /// The data directory (`--data-dir`).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
@@ -188,4 +283,79 @@ fn unique(path: PathBuf) -> PathBuf {
         candidate = path.with_extension(format!("{n}.log"));
     }
     candidate
+}
+
+/// Kills and unmounts whatever pods of a test runtime left behind (shims,
+/// container processes, mounts, cgroups), so a failed test does not leak
+/// into the next. `node_dir` is the directory given to [`SkiffRuntime::start`].
+pub fn clean_node(node_dir: &Path) {
+    let run_dir = node_dir.join("run");
+    let pods: Vec<String> = std::fs::read_dir(run_dir.join("pods"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let node = node_dir.display().to_string();
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for entry in procs.filter_map(|e| e.ok()) {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+            let ours = String::from_utf8_lossy(&cmdline).contains(&node)
+                || pods.iter().any(|pod| cgroup.contains(pod.as_str()));
+            if ours && pid != std::process::id() as i32 {
+                // SAFETY: kill has no memory effects.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut ours: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(node.as_str()))
+        .collect();
+    ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for mount in ours {
+        let target = std::ffi::CString::new(mount).unwrap_or_default();
+        // SAFETY: a valid C string; umount2 has no memory effects.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+    for pod in &pods {
+        remove_cgroups_named(pod);
+    }
+}
+
+/// Removes every (empty) cgroup directory whose path contains `name`.
+fn remove_cgroups_named(name: &str) {
+    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for controller in controllers.filter_map(|e| e.ok()) {
+        let mut stack = vec![controller.path()];
+        let mut found = Vec::new();
+        while let Some(dir) = stack.pop() {
+            let Ok(children) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for child in children.filter_map(|e| e.ok()) {
+                if child.file_type().is_ok_and(|t| t.is_dir()) {
+                    if child.path().to_string_lossy().contains(name) {
+                        found.push(child.path());
+                    }
+                    stack.push(child.path());
+                }
+            }
+        }
+        found.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+        for dir in found {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }

@@ -136,7 +136,7 @@ impl RuntimeService for CriService {
         request: Request<cri::CreateContainerRequest>,
     ) -> Result<Response<cri::CreateContainerResponse>, Status> {
         let rt = self.node("CreateContainer")?;
-        create_container::handle(rt, request.into_inner())
+        Box::pin(create_container::handle(rt, request.into_inner()))
             .await
             .map(Response::new)
     }

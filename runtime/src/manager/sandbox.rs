@@ -167,9 +167,14 @@ impl Runtime {
     }
 
     /// StopPodSandbox: kills the pod's containers, detaches it from the
-    /// network and marks it not ready. Idempotent.
+    /// network and marks it not ready. Idempotent: a sandbox already removed
+    /// has nothing left to reclaim (CRI), so that is success too.
     pub async fn stop_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
-        let id = self.resolve_sandbox(id)?;
+        let id = match self.resolve_sandbox(id) {
+            Ok(id) => id,
+            Err(RuntimeError::NotFound { .. }) => return Ok(()),
+            Err(err) => return Err(err),
+        };
         for container in self.containers_of(&id) {
             self.stop_container(&container.id, 0).await?;
         }

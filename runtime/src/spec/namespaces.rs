@@ -97,12 +97,14 @@ pub(crate) fn namespaces(
     match mode(options.pid, "pid")? {
         NamespaceMode::Pod => match &ctx.pidns {
             Some(path) => list.push(ns(LinuxNamespaceType::Pid, Some(path))),
+            // The pod has no shared PID namespace (its own mode is not POD).
+            // With a pause container the container would join pause's; with
+            // none, a PID namespace of its own is the equivalent.
             None => {
-                return Err(SpecError::invalid(
-                    format!("{NS_FIELD}.pid"),
-                    "POD asks for the pod's PID namespace, but the pod sandbox has none \
-                     (its own pid mode is not POD)",
-                ));
+                tracing::debug!(
+                    "pid mode POD in a pod without a shared PID namespace: a private one"
+                );
+                list.push(ns(LinuxNamespaceType::Pid, None));
             }
         },
         NamespaceMode::Container => list.push(ns(LinuxNamespaceType::Pid, None)),
@@ -309,11 +311,12 @@ mod tests {
             pidns: None,
             ..ctx()
         };
-        let err =
-            namespaces(Some(&sc(M::Pod, M::Pod, M::Pod)), &no_pidns, None, &limits).unwrap_err();
-        assert_eq!(
-            err.field(),
-            Some("linux.security_context.namespace_options.pid")
+        // POD without a pod PID namespace: a private one, as pause would give.
+        let list = namespaces(Some(&sc(M::Pod, M::Pod, M::Pod)), &no_pidns, None, &limits).unwrap();
+        assert!(
+            list.list
+                .iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
         );
 
         let err =

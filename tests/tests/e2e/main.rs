@@ -2,8 +2,14 @@
 //! `skiff runtime` serving the CRI socket, `skiff crictl` talking to it —
 //! against real registries on 127.0.0.1. They need root.
 
+// CRI messages are large; boxing every future in tests buys nothing.
+#![allow(clippy::large_futures)]
+
 mod cli;
+mod node;
+mod runtime_errors;
 mod runtime_images;
+mod runtime_pods;
 
 use std::process::Output;
 
