@@ -19,6 +19,7 @@
 //! - `daemon`: [`run`], the shim process: daemonizing, startup, shutdown.
 //! - `server`: the poll loop, container stdio, exits, one file per request verb.
 //! - [`logger`]: the shim's own plain-text log, `shim.log`.
+//! - `memory`: dropping code pages an idle shim does not need from its resident set.
 #![deny(missing_docs)]
 
 pub mod args;
@@ -29,6 +30,7 @@ mod daemon;
 pub mod engine;
 pub mod fdpass;
 pub mod logger;
+mod memory;
 pub mod namespaces;
 pub mod protocol;
 mod server;

@@ -253,7 +253,15 @@ impl<E: Engine> Shim<E> {
     /// instead of taking the pod's containers' shim down.
     fn handle_guarded(&mut self, token: u64, request: Request) -> Reply {
         let verb = verbs::name(&request);
-        match catch_unwind(AssertUnwindSafe(|| self.handle(token, request))) {
+        let heavy = matches!(
+            request,
+            Request::Create { .. }
+                | Request::Start { .. }
+                | Request::Exec { .. }
+                | Request::Delete { .. }
+                | Request::Update { .. }
+        );
+        let reply = match catch_unwind(AssertUnwindSafe(|| self.handle(token, request))) {
             Ok(reply) => reply,
             Err(_) => {
                 tracing::error!(verb, "handling a request panicked");
@@ -262,7 +270,11 @@ impl<E: Engine> Shim<E> {
                     format!("the shim failed handling {verb}"),
                 )
             }
+        };
+        if heavy {
+            crate::memory::trim();
         }
+        reply
     }
 
     fn apply_reply(&mut self, token: u64, reply: Reply) {

@@ -20,9 +20,12 @@ use skiff_shims::client::CreateOptions;
 use skiff_shims::protocol::{ContainerState, ContainerStatus};
 use skiff_shims::{PodNamespace, ShimArgs, ShimClient, spawn_shim};
 
-/// The shim binary under test.
+/// The shim binary under test: `SKIFF_SHIM_BINARY` (e.g. the real `skiff`,
+/// or a release build) or this crate's `skiff-test-shim`.
 pub fn shim_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_skiff-test-shim"))
+    std::env::var_os("SKIFF_SHIM_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_skiff-test-shim")))
 }
 
 static POD_SEQ: AtomicU32 = AtomicU32::new(0);

@@ -1,5 +1,7 @@
 //! The shim's memory with one running container (a figure to report, not
-//! an assertion: timings and sizes belong in benches).
+//! an assertion: timings and sizes belong in benches). For the figure that
+//! matters, point `SKIFF_SHIM_BINARY` at a release build of `skiff` (or of
+//! `skiff-test-shim`) and run with `--no-capture`.
 
 use anyhow::Result;
 
