@@ -15,8 +15,32 @@ use nix::unistd::{pipe2, read};
 
 /// The wake pipe's write end, for the handler.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// The shim's pid: the handlers are inherited by the processes libcontainer
+/// forks (until they exec), where they must act as if they were not there.
+static SHIM_PID: AtomicI32 = AtomicI32::new(-1);
+
+/// In a forked child, acts as the default action would: a created
+/// container's init dies of SIGTERM. (Not by re-raising: as PID 1 of its
+/// PID namespace the init would ignore a default-action signal.)
+fn default_action_if_not_the_shim(signal: libc::c_int) -> bool {
+    // SAFETY: getpid, signal and _exit are async-signal-safe.
+    unsafe {
+        if libc::getpid() == SHIM_PID.load(Ordering::Relaxed) {
+            return false;
+        }
+        if signal == libc::SIGCHLD {
+            libc::signal(signal, libc::SIG_DFL);
+        } else {
+            libc::_exit(128 + signal);
+        }
+    }
+    true
+}
 
 extern "C" fn on_signal(signal: libc::c_int) {
+    if default_action_if_not_the_shim(signal) {
+        return;
+    }
     let fd = WAKE_FD.load(Ordering::Relaxed);
     if fd < 0 {
         return;
@@ -31,11 +55,14 @@ extern "C" fn on_signal(signal: libc::c_int) {
     }
 }
 
-extern "C" fn ignore_signal(_signal: libc::c_int) {}
+extern "C" fn ignore_signal(signal: libc::c_int) {
+    default_action_if_not_the_shim(signal);
+}
 
 /// Installs the handlers; returns the pipe's read end, readable when a
 /// signal arrived (one byte per signal: its number).
 pub fn install() -> Result<OwnedFd, Errno> {
+    SHIM_PID.store(std::process::id() as i32, Ordering::Relaxed);
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
     // The write end lives as long as the process.
     WAKE_FD.store(write_end.as_raw_fd(), Ordering::Relaxed);

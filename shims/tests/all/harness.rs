@@ -42,6 +42,9 @@ pub struct Bundle {
     pub args: Vec<String>,
     pub tty: bool,
     pub memory_limit: Option<i64>,
+    pub oom_score_adj: Option<i32>,
+    /// RLIMIT_NOFILE (soft, hard).
+    pub nofile: Option<(u64, u64)>,
 }
 
 impl Bundle {
@@ -150,6 +153,17 @@ impl Pod {
             .capabilities(oci_spec::runtime::LinuxCapabilities::default())
             .no_new_privileges(true)
             .build()?;
+        let mut process = process;
+        process.set_oom_score_adj(bundle.oom_score_adj);
+        if let Some((soft, hard)) = bundle.nofile {
+            process.set_rlimits(Some(vec![
+                oci_spec::runtime::PosixRlimitBuilder::default()
+                    .typ(oci_spec::runtime::PosixRlimitType::RlimitNofile)
+                    .soft(soft)
+                    .hard(hard)
+                    .build()?,
+            ]));
+        }
         let mut namespaces = vec![
             LinuxNamespaceBuilder::default()
                 .typ(LinuxNamespaceType::Mount)

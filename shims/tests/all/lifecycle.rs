@@ -273,3 +273,65 @@ async fn events_stream_the_lifecycle() -> Result<()> {
     assert!(matches!(deleted, Some(Event::Deleted { id }) if id == "short"));
     pod.teardown().await
 }
+
+#[tokio::test]
+async fn the_init_is_the_shims_child_and_dies_of_sigterm_before_start() -> Result<()> {
+    let pod = Pod::start().await?;
+    let pid = pod
+        .create("created", &Bundle::sh("echo never"), &Default::default())
+        .await?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let ppid = status
+        .lines()
+        .find_map(|line| line.strip_prefix("PPid:"))
+        .map(|ppid| ppid.trim().to_owned());
+    assert_eq!(ppid, Some(pod.shim_pid()?.to_string()));
+    pod.client.signal("created", 15).await?;
+    let state = pod.wait_exit("created").await?;
+    assert_eq!(state.exit_code, Some(143));
+    assert_eq!(state.started_at_ns, None);
+    pod.teardown().await
+}
+
+#[tokio::test]
+async fn what_this_host_cannot_grant_is_clamped() -> Result<()> {
+    let pod = Pod::start().await?;
+    let shim_oom = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", pod.shim_pid()?))?;
+    let mut hard = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) },
+        0
+    );
+    let bundle = Bundle {
+        oom_score_adj: Some(-998),
+        nofile: Some((hard.rlim_max + 1000, hard.rlim_max + 1000)),
+        ..Bundle::sh("cat /proc/self/oom_score_adj; ulimit -Hn")
+    };
+    pod.run("greedy", &bundle).await?;
+    let state = pod.wait_exit("greedy").await?;
+    assert_eq!(state.exit_code, Some(0), "{:?}", pod.log("greedy"));
+    let records = pod.log_records("greedy");
+    let granted: i32 = records[0].trim_start_matches("stdout F ").parse()?;
+    assert!(granted > -998, "{records:?}");
+    assert_eq!(records[1], format!("stdout F {}", hard.rlim_max));
+    // A BestEffort-like score for the container leaves the shim's alone.
+    pod.run(
+        "besteffort",
+        &Bundle {
+            oom_score_adj: Some(1000),
+            ..Bundle::sh("cat /proc/self/oom_score_adj")
+        },
+    )
+    .await?;
+    pod.wait_exit("besteffort").await?;
+    assert_eq!(pod.log_records("besteffort"), ["stdout F 1000"]);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{}/oom_score_adj", pod.shim_pid()?))?,
+        shim_oom
+    );
+    pod.teardown().await
+}

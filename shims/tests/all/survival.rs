@@ -120,3 +120,72 @@ async fn clients_that_vanish_mid_request_do_not_hurt() -> Result<()> {
     assert_eq!(pod.client.exec_wait("waited").await?, 0);
     pod.teardown().await
 }
+
+#[tokio::test]
+async fn containers_and_the_pod_pid_1_outlive_a_killed_shim() -> Result<()> {
+    use skiff_shims::PodNamespace;
+    let pod = Pod::start_with(
+        &[
+            PodNamespace::Net,
+            PodNamespace::Ipc,
+            PodNamespace::Uts,
+            PodNamespace::Pid,
+        ],
+        Some("orphaned"),
+    )
+    .await?;
+    let container = pod.run("sleeper", &Bundle::sh("sleep 1000")).await?;
+    let shim = pod.shim_pid()?;
+    let pod_init = crate::harness::cgroup_procs(&pod.cgroup_parent)
+        .into_iter()
+        .find(|pid| *pid != container && !process_is_container(*pid, container))
+        .expect("the pod's PID 1");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::SIGKILL)?;
+    crate::harness::wait_gone(shim).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(process_alive(container));
+    assert!(process_alive(pod_init));
+    assert!(
+        ShimClient::connect(pod.path())
+            .await
+            .unwrap_err()
+            .is_unreachable()
+    );
+    // Drop kills what is left and unpins.
+    Ok(())
+}
+
+/// Whether `pid` is the container's init or one of its descendants.
+fn process_is_container(pid: i32, container: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("PPid:"))
+        .is_some_and(|ppid| ppid.trim() == container.to_string())
+}
+
+#[tokio::test]
+async fn failures_to_start_a_shim_say_why() -> Result<()> {
+    use skiff_shims::client::ClientError;
+    let missing = skiff_shims::ShimArgs::new("/nonexistent/pod", "x");
+    let err = skiff_shims::spawn_shim(&shim_binary(), &missing)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Spawn { .. }), "{err}");
+    assert!(
+        err.to_string().contains("--pod-dir /nonexistent/pod"),
+        "{err}"
+    );
+
+    let pod = Pod::start().await?;
+    let err = skiff_shims::spawn_shim(&shim_binary(), &pod.args)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("another shim already serves this pod"),
+        "{err}"
+    );
+    pod.client.hello().await?;
+    pod.teardown().await
+}
