@@ -8,6 +8,8 @@
 mod conn;
 mod exits;
 mod io;
+#[cfg(test)]
+mod tests;
 mod verbs;
 
 use std::collections::{BTreeMap, HashMap};
