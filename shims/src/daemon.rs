@@ -10,7 +10,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::ExitCode;
@@ -151,6 +151,14 @@ fn daemon(args: &ShimArgs, ready: OwnedFd) -> i32 {
         Ok(listener) => listener,
         Err(err) => return fail(ready, &format!("binding {}: {err}", socket.display()), undo),
     };
+    // Only root talks to a shim: it runs anything in the pod's containers.
+    if let Err(err) = fs::set_permissions(&socket, fs::Permissions::from_mode(0o600)) {
+        return fail(
+            ready,
+            &format!("restricting {}: {err}", socket.display()),
+            undo,
+        );
+    }
     if let Err(err) = write_pid_file(pod_dir) {
         let _ = fs::remove_file(&socket);
         return fail(ready, &format!("writing {PID_FILE}: {err}"), undo);

@@ -10,6 +10,9 @@ use crate::engine::{ChildStdio, Engine, ExecSpec};
 use crate::protocol::{ContainerStatus, ErrorKind, ExecProcess, FdRole, Response};
 use crate::server::{ExecRecord, Reply, Shim};
 
+/// Exited exec processes kept for an ExecWait that may still come.
+const MAX_UNWAITED_EXECS: usize = 256;
+
 /// The caller's ends of an exec's pipes, in the order they are handed over.
 fn exec_pipes(stdin: bool) -> std::io::Result<(Vec<OwnedFd>, Vec<FdRole>, ChildStdio)> {
     let mut give = Vec::new();
@@ -94,6 +97,7 @@ impl<E: Engine> Shim<E> {
             roles.clear();
         }
         let pid = spawned.pid;
+        self.forget_unwaited_execs();
         self.execs.insert(
             exec_id,
             ExecRecord {
@@ -111,6 +115,33 @@ impl<E: Engine> Shim<E> {
             },
             give,
         )
+    }
+
+    /// Exec records live until waited for; a caller that never waits must
+    /// not make them pile up (probes exec every few seconds for days).
+    fn forget_unwaited_execs(&mut self) {
+        let exited = self
+            .execs
+            .values()
+            .filter(|e| e.exit_code.is_some())
+            .count();
+        if exited < MAX_UNWAITED_EXECS {
+            return;
+        }
+        let forget: Vec<String> = self
+            .execs
+            .iter()
+            .filter(|(_, exec)| exec.exit_code.is_some() && exec.waiters.is_empty())
+            .map(|(id, _)| id.clone())
+            .take(exited - MAX_UNWAITED_EXECS / 2)
+            .collect();
+        tracing::warn!(
+            count = forget.len(),
+            "forgetting exec exits nobody waited for"
+        );
+        for id in forget {
+            self.execs.remove(&id);
+        }
     }
 
     pub(crate) fn exec_wait(&mut self, token: u64, exec_id: &str) -> Reply {
