@@ -54,13 +54,23 @@ impl StreamingBackend for RuntimeStreams {
         stdio: Stdio,
     ) -> BoxFuture<'a, Result<ProcessIo, StreamError>> {
         async move {
-            let session = self
+            let mut session = self
                 .runtime
                 .exec(container_id, cmd, stdio.tty, stdio.stdin)
                 .await
                 .map_err(stream_error)?;
+            // Take the descriptors out: the session must not keep a copy of
+            // stdin's write end, or the process never sees end-of-input.
+            let io = std::mem::replace(
+                &mut session.io,
+                ShimIo::Pipes {
+                    stdin: None,
+                    stdout: None,
+                    stderr: None,
+                },
+            );
             let session = std::sync::Arc::new(session);
-            let (stdin, stdout, stderr) = split(take_io(&session), stdio)?;
+            let (stdin, stdout, stderr) = split(io, stdio)?;
             let resize_session = session.clone();
             let resize: crate::streaming::ResizeTerminal = Box::new(move |size: TerminalSize| {
                 let session = resize_session.clone();
@@ -136,31 +146,6 @@ impl StreamingBackend for RuntimeStreams {
                 .map_err(stream_error)
         }
         .boxed()
-    }
-}
-
-/// The shim's descriptors of an exec session (taken once).
-fn take_io(session: &std::sync::Arc<skiff_runtime::ExecSession>) -> ShimIo {
-    // The session keeps its IO only to hand it over here; duplicate the
-    // descriptors so the session (needed for wait/resize) stays whole.
-    match &session.io {
-        ShimIo::Pipes {
-            stdin,
-            stdout,
-            stderr,
-        } => ShimIo::Pipes {
-            stdin: stdin.as_ref().and_then(|fd| fd.try_clone().ok()),
-            stdout: stdout.as_ref().and_then(|fd| fd.try_clone().ok()),
-            stderr: stderr.as_ref().and_then(|fd| fd.try_clone().ok()),
-        },
-        ShimIo::Terminal(fd) => match fd.try_clone() {
-            Ok(fd) => ShimIo::Terminal(fd),
-            Err(_) => ShimIo::Pipes {
-                stdin: None,
-                stdout: None,
-                stderr: None,
-            },
-        },
     }
 }
 

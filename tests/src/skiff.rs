@@ -84,7 +84,13 @@ impl NetworkLease {
                     let alive =
                         owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
                     if !alive {
-                        let _ = std::fs::remove_file(&file);
+                        // A test process that died without cleaning up
+                        // (e.g. killed on timeout): remove what it left.
+                        let stale = NetworkLease {
+                            index,
+                            file: file.clone(),
+                        };
+                        drop(stale);
                     }
                 }
                 Err(err) => return Err(crate::error::io_error("create", &file)(err)),

@@ -9,6 +9,7 @@ mod cli;
 mod node;
 mod runtime_errors;
 mod runtime_images;
+mod runtime_more;
 mod runtime_pods;
 
 use std::process::Output;
