@@ -119,6 +119,21 @@ impl NetworkLease {
 
 impl Drop for NetworkLease {
     fn drop(&mut self) {
+        // Pods of this network live in cgroups under `/<bridge>/`; their
+        // shims name it as their cgroup parent. Kill what is left of them.
+        let marker = format!("/{}/", self.bridge());
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for entry in procs.filter_map(|e| e.ok()) {
+                let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+                let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                if cgroup.contains(&marker) || cmdline.contains(&format!("--cgroup-parent {marker}")) {
+                    // SAFETY: kill has no memory effects.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge()])
             .stderr(Stdio::null())
