@@ -178,7 +178,6 @@ fn daemon(args: &ShimArgs, ready: OwnedFd) -> i32 {
         args.sandbox_id.clone(),
         pinned.pod_init,
     );
-    crate::memory::trim();
     shim.serve(&listener, &wake);
     drop(listener);
     let _ = fs::remove_file(&socket);

@@ -83,7 +83,12 @@ pub(crate) struct Shim<E: Engine> {
     buf: Vec<u8>,
     /// Shutdown was accepted: exit once its answer is out.
     pub exiting: bool,
+    /// Something happened since the memory was last trimmed.
+    active: bool,
 }
+
+/// How long the shim waits idle after some work before trimming its memory.
+const IDLE_TRIM_MS: u16 = 1000;
 
 /// What the poll loop watches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,8 +118,9 @@ impl<E: Engine> Shim<E> {
             pod_init,
             conns: BTreeMap::new(),
             next_token: 1,
-            buf: vec![0u8; 64 * 1024],
+            buf: vec![0u8; 32 * 1024],
             exiting: false,
+            active: true,
         }
     }
 
@@ -122,7 +128,18 @@ impl<E: Engine> Shim<E> {
     pub fn serve(&mut self, listener: &UnixListener, wake: &OwnedFd) {
         while !(self.exiting && self.conns.values().all(|c| c.state != ConnState::Replying)) {
             let ready = match self.wait(listener, wake) {
-                Ok(ready) => ready,
+                Ok(ready) if ready.is_empty() => {
+                    // Idle for a while after some work: shed what it touched.
+                    if self.active {
+                        crate::memory::trim();
+                        self.active = false;
+                    }
+                    continue;
+                }
+                Ok(ready) => {
+                    self.active = true;
+                    ready
+                }
                 Err(errno) => {
                     tracing::error!(%errno, "poll failed");
                     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -181,7 +198,12 @@ impl<E: Engine> Shim<E> {
             .iter()
             .map(|(_, fd, flags)| PollFd::new(*fd, *flags))
             .collect();
-        match poll(&mut fds, PollTimeout::NONE) {
+        let timeout = if self.active {
+            PollTimeout::from(IDLE_TRIM_MS)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(Errno::EINTR) => return Ok(Vec::new()),
             Err(errno) => return Err(errno),
@@ -255,15 +277,7 @@ impl<E: Engine> Shim<E> {
     /// instead of taking the pod's containers' shim down.
     fn handle_guarded(&mut self, token: u64, request: Request) -> Reply {
         let verb = verbs::name(&request);
-        let heavy = matches!(
-            request,
-            Request::Create { .. }
-                | Request::Start { .. }
-                | Request::Exec { .. }
-                | Request::Delete { .. }
-                | Request::Update { .. }
-        );
-        let reply = match catch_unwind(AssertUnwindSafe(|| self.handle(token, request))) {
+        match catch_unwind(AssertUnwindSafe(|| self.handle(token, request))) {
             Ok(reply) => reply,
             Err(_) => {
                 tracing::error!(verb, "handling a request panicked");
@@ -272,11 +286,7 @@ impl<E: Engine> Shim<E> {
                     format!("the shim failed handling {verb}"),
                 )
             }
-        };
-        if heavy {
-            crate::memory::trim();
         }
-        reply
     }
 
     fn apply_reply(&mut self, token: u64, reply: Reply) {

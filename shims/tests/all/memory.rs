@@ -39,6 +39,8 @@ async fn shim_memory_with_one_running_container() -> Result<()> {
     .await?;
     pod.run("app", &Bundle::sh("echo up; sleep 1000")).await?;
     pod.wait_log("app", "up").await?;
+    // Idle, as most of the time: the shim sheds what creating touched.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let shim = pod.shim_pid()?;
     let (rss, pss) = smaps_rollup(shim)?;
     let pod_init = crate::harness::cgroup_procs(&pod.cgroup_parent)
