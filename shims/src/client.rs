@@ -540,6 +540,10 @@ pub async fn spawn_shim(binary: &Path, args: &ShimArgs) -> Result<ShimClient, Cl
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDNAMES")
+        .env_remove("NOTIFY_SOCKET")
         .kill_on_drop(true);
     let output = match tokio::time::timeout(SPAWN_TIMEOUT, command.output()).await {
         Ok(Ok(output)) => output,

@@ -27,6 +27,16 @@ use crate::protocol::{EXITS_DIR, LOG_FILE, PID_FILE, SOCKET_NAME, STATE_DIR};
 use crate::server::Shim;
 use crate::unix::bind_unix;
 
+/// Variables meant for the runtime's own process (systemd socket activation
+/// and readiness). libcontainer's init reads `LISTEN_FDS` from the shim's
+/// environment and would pass that many descriptors into every container.
+const RUNTIME_ONLY_ENV: [&str; 4] = [
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET",
+];
+
 /// Runs `skiff shim`: returns once the shim is ready (it lives on, detached),
 /// with a failure described on stderr. Call before any other thread exists.
 pub fn run(args: ShimArgs) -> ExitCode {
@@ -99,6 +109,10 @@ fn report(message: &str) {
 /// The shim itself; returns its exit code.
 fn daemon(args: &ShimArgs, ready: OwnedFd) -> i32 {
     detach_stdio();
+    for name in RUNTIME_ONLY_ENV {
+        // SAFETY: the process has one thread; nothing reads the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
     let pod_dir = args.pod_dir.as_path();
     // Relative socket names stay short whatever the pod directory's length.
     if let Err(err) = std::env::set_current_dir(pod_dir) {
