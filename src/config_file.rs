@@ -17,9 +17,15 @@ const READERS: [&str; 3] = ["server", "agent", "runtime"];
 /// `$SKIFF_CONFIG_FILE`, else [`DEFAULT_PATH`]; a missing default file is no
 /// config, a missing named file is an error.
 pub fn expand(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
-    let Some(position) = args.iter().position(|a| READERS.iter().any(|r| a == *r)) else {
+    // Only the subcommand itself (argv[1]) counts: a later argument that
+    // happens to read "server" (a pod named so, given to `skiff shim`) does not.
+    let position = 1;
+    if !args
+        .get(position)
+        .is_some_and(|a| READERS.iter().any(|r| a == *r))
+    {
         return Ok(args);
-    };
+    }
     let named = named_config(&args[position + 1..])
         .or_else(|| std::env::var_os("SKIFF_CONFIG_FILE").map(PathBuf::from));
     let path = named.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
@@ -146,5 +152,14 @@ mod tests {
     fn other_subcommands_ignore_it() {
         let args = os(&["skiff", "crictl", "images"]);
         assert_eq!(expand(args.clone()).unwrap(), args);
+        let shim = os(&[
+            "skiff",
+            "shim",
+            "--hostname",
+            "server",
+            "--config",
+            "/nonexistent",
+        ]);
+        assert_eq!(expand(shim.clone()).unwrap(), shim);
     }
 }

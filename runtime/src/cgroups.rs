@@ -148,6 +148,23 @@ fn manager(path: &str) -> Result<AnyCgroupManager, String> {
     .map_err(|e| e.to_string())
 }
 
+/// Kills (SIGKILL) every process left in the cgroup at `path` and below:
+/// what a dead shim's containers leave behind. Missing is fine.
+pub fn kill_all(path: &str) -> Result<usize, CgroupError> {
+    let err = |message: String| CgroupError {
+        path: path.to_string(),
+        message,
+    };
+    let pids = match manager(path).map_err(err)?.get_all_pids() {
+        Ok(pids) => pids,
+        Err(_) => return Ok(0),
+    };
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    Ok(pids.len())
+}
+
 /// Removes the (empty) cgroup at `path`, e.g. a pod's parent after its last
 /// container is gone. Missing is fine.
 pub fn remove(path: &str) -> Result<(), CgroupError> {

@@ -124,11 +124,16 @@ impl Drop for NetworkLease {
         let marker = format!("/{}/", self.bridge());
         if let Ok(procs) = std::fs::read_dir("/proc") {
             for entry in procs.filter_map(|e| e.ok()) {
-                let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-                let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+                let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
+                let cgroup =
+                    std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
                 let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
                 let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-                if cgroup.contains(&marker) || cmdline.contains(&format!("--cgroup-parent {marker}")) {
+                if cgroup.contains(&marker)
+                    || cmdline.contains(&format!("--cgroup-parent {marker}"))
+                {
                     // SAFETY: kill has no memory effects.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }

@@ -171,7 +171,7 @@ async fn runtime_rpcs_say_the_node_runtime_is_not_built_yet() {
     assert_eq!(status.code(), Code::Unimplemented);
     assert_eq!(
         status.message(),
-        "RunPodSandbox: the skiff node runtime is not built yet; only the image service is available"
+        "RunPodSandbox: this CRI service has no node runtime behind it; only the image service is available"
     );
     let status = node
         .client

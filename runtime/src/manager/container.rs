@@ -363,6 +363,25 @@ impl Runtime {
         {
             return Err(err.into());
         }
+        if self.shim(&record.sandbox_id).is_err() && !record.cgroup_path.is_empty() {
+            // No shim to stop and delete it: whatever still runs in its
+            // cgroup goes, then the cgroup (once its processes are reaped).
+            let _ = crate::cgroups::kill_all(&record.cgroup_path);
+            let mut last = None;
+            for _ in 0..50 {
+                match crate::cgroups::remove(&record.cgroup_path) {
+                    Ok(()) => {
+                        last = None;
+                        break;
+                    }
+                    Err(err) => last = Some(err),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if let Some(err) = last {
+                tracing::warn!(container = %id, error = %err, "cannot remove the cgroup of a container whose shim is gone");
+            }
+        }
         self.discard_container_files(&id, &record.bundle).await;
         self.inner.container_store.delete(&id)?;
         let name = container_name(

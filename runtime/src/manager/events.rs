@@ -174,10 +174,20 @@ impl Runtime {
     }
 
     /// A container whose shim is gone: its exit record if it left one,
-    /// else exited with an unknown status.
+    /// else exited with an unknown status. Its processes, if any still run
+    /// (nobody owns their output any more), are killed, as containerd's
+    /// shim cleanup does.
     pub(super) fn settle_orphan(&self, container: &ContainerRecord) {
         if container.state == ContainerState::Exited {
             return;
+        }
+        if !container.cgroup_path.is_empty() {
+            match crate::cgroups::kill_all(&container.cgroup_path) {
+                Ok(0) | Err(_) => {}
+                Ok(n) => {
+                    tracing::warn!(container = %container.id, processes = n, "killed the processes of a container whose shim is gone")
+                }
+            }
         }
         let exit = self
             .pod_dir(&container.sandbox_id)

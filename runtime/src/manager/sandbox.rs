@@ -323,6 +323,12 @@ impl Runtime {
             {
                 tracing::warn!(sandbox = %id, error = %err, "shim shutdown failed");
             }
+            // A shim that died leaves the pod's PID 1 behind (and a hung one
+            // itself): nothing of the pod may outlive its removal.
+            let killed = kill_processes_of(&self.pod_dir(id));
+            if killed > 0 {
+                tracing::warn!(sandbox = %id, processes = killed, "killed leftover pod processes");
+            }
         }
         if let Some(pod_dir) = &undo.pod_dir
             && let Err(err) = skiff_shims::unpin_namespaces(pod_dir)
@@ -411,6 +417,36 @@ fn attachment(record: &SandboxRecord, netns: &Path) -> PodAttachment {
             })
             .collect(),
     }
+}
+
+/// Kills the processes started for the pod at `pod_dir` (its shim and the
+/// pod's PID 1 name the pod directory on their command line).
+fn kill_processes_of(pod_dir: &Path) -> usize {
+    let needle = pod_dir.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.filter_map(|e| e.ok()) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(" shim ")
+            && cmdline.contains(&needle)
+            && pid != std::process::id() as i32
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            killed += 1;
+        }
+    }
+    killed
 }
 
 fn mount_shm(path: &Path) -> Result<(), RuntimeError> {

@@ -300,7 +300,11 @@ impl Node {
             .collect();
         assert!(
             containers.is_empty(),
-            "container cgroups left: {containers:?}"
+            "container cgroups left: {containers:?}\n--- runtime log ---\n{}",
+            self.runtime
+                .as_ref()
+                .map(|r| r.log_text())
+                .unwrap_or_default()
         );
     }
 }

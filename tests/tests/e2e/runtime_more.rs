@@ -320,3 +320,34 @@ async fn crictl_exec_attach_port_forward_and_logs_work_against_the_runtime() {
     node.remove_pod(&pod_id).await;
     node.assert_no_leaks();
 }
+
+#[tokio::test]
+async fn a_killed_shim_marks_its_pod_not_ready_and_removal_leaves_nothing() {
+    let node = Node::start().await;
+    let pod = node.pod("orphan");
+    let pod_id = node.run_pod(pod.clone()).await;
+    let ctr = node
+        .run_container(&pod_id, &pod, node.container("sleeper", "sleep 3600"))
+        .await;
+    node.wait_for(&ctr, |s| s.state == RUNNING).await;
+    for pid in crate::node::shim_processes(&node.node_dir()) {
+        // SAFETY: kill has no memory effects.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let status = node.wait_for(&ctr, |s| s.state == EXITED).await;
+    assert!(!status.reason.is_empty(), "{status:?}");
+    let mut rt = node.cri.runtime.clone();
+    let sandbox = rt
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: pod_id.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(sandbox.state, cri::PodSandboxState::SandboxNotready as i32);
+    node.remove_pod(&pod_id).await;
+    node.assert_no_leaks();
+}
