@@ -11,6 +11,7 @@ packages=(
   iproute2 util-linux # ip, mount, nsenter for tests
   libseccomp-dev      # seccomp profiles for containers (libcontainer)
   nftables            # pod masquerade and hostPort forwarding
+  clang lld wasi-libc libclang-rt-14-dev-wasm32  # Wasm test fixtures from C
 )
 
 missing=()

@@ -17,13 +17,14 @@ use std::sync::Arc;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use serde::Deserialize;
 
+use crate::config::parse_image_config;
 use crate::digest::Digest;
 use crate::error::ImageError;
 use crate::metadata::{ImageRecord, LayerRef};
 use crate::pull::{VerifyingReader, layer_refs};
 use crate::reference::Reference;
 use crate::store::{ImageStore, Inner, unix_now};
-use crate::unpack::Compression;
+use crate::unpack::{Compression, LayerFormat};
 
 /// JSON documents bigger than this are not image metadata.
 const DOCUMENT_LIMIT: u64 = 4 << 20;
@@ -162,7 +163,7 @@ async fn record(inner: &Arc<Inner>, image: ArchiveImage) -> Result<ImageRecord, 
         inner.content.write(&Digest::sha256_of(blob), blob)?;
     }
     let config: ImageConfiguration =
-        serde_json::from_slice(&image.config_bytes).map_err(|e| ImageError::InvalidImage {
+        parse_image_config(&image.config_bytes).map_err(|e| ImageError::InvalidImage {
             image: id.to_string(),
             reason: e.to_string(),
         })?;
@@ -392,7 +393,7 @@ fn oci_layout_images(
             .map_err(|e| import_error(path, format!("manifest {manifest_digest}: {e}")))?;
         let config_digest = descriptor_digest(path, manifest.config())?;
         let config_bytes = document(path, documents, &config_digest)?;
-        let config: ImageConfiguration = serde_json::from_slice(config_bytes)
+        let config: ImageConfiguration = parse_image_config(config_bytes)
             .map_err(|e| import_error(path, format!("config {config_digest}: {e}")))?;
         let layers = layer_refs(&manifest_digest, manifest.layers(), &config)?;
         let layer_paths = layers.iter().map(|l| blob_path(&l.blob_digest)).collect();
@@ -439,7 +440,7 @@ fn docker_archive_images(
                 )
             })?
             .clone();
-        let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
+        let config: ImageConfiguration = parse_image_config(&config_bytes)
             .map_err(|e| import_error(path, format!("config {config_path}: {e}")))?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != entry.layers.len() {
@@ -529,15 +530,15 @@ fn unpack_layers(
             continue;
         };
         let mut reader = BufReader::with_capacity(256 << 10, &mut entry);
-        let compression = if verify.get(&name).copied().unwrap_or(false) {
-            Compression::from_media_type(&layer.media_type).map_err(|source| {
+        let format = if verify.get(&name).copied().unwrap_or(false) {
+            LayerFormat::from_media_type(&layer.media_type).map_err(|source| {
                 ImageError::Unpack {
                     layer: layer.blob_digest.clone(),
                     source,
                 }
             })?
         } else {
-            Compression::sniff(reader.fill_buf().map_err(read_err)?)
+            LayerFormat::Tar(Compression::sniff(reader.fill_buf().map_err(read_err)?))
         };
         let expected = verify
             .get(&name)
@@ -545,7 +546,7 @@ fn unpack_layers(
             .unwrap_or(false)
             .then(|| (layer.blob_digest.clone(), layer.blob_size));
         let blob = VerifyingReader::new(reader, expected, None);
-        inner.unpack_layer_into_snapshot(&layer, compression, blob)?;
+        inner.unpack_layer_into_snapshot(&layer, format, blob)?;
         // A layer listed twice in one archive is unpacked once.
         wanted.retain(|_, l| l.diff_id != layer.diff_id);
     }

@@ -16,7 +16,10 @@
 //! - [`registries`]: `registries.yaml` mirrors, rewrites, auth and TLS, as k3s reads it.
 //! - [`distribution`]: the OCI distribution client: resolve, auth, mirror fallback, blob streams.
 //! - [`overlay`]: mounting container root filesystems (overlayfs) behind the [`overlay::Mounter`] seam.
-//! - [`unpack`]: layer tars into overlayfs-format snapshot directories, safely.
+//! - [`unpack`]: layer tars into overlayfs-format snapshot directories, safely;
+//!   raw Wasm layers as one module file.
+//! - [`wasm`]: Wasm layer media types and platforms, and where a Wasm layer's module lands.
+//! - [`config`]: image configs, read leniently for Wasm artifacts (no `rootfs`).
 //! - [`snapshots`]: layer and container snapshot directories, crash-safe.
 //! - [`pull`]: resolve, then stream missing layers into snapshots, verified.
 //! - [`progress`]: pull progress for watchers (the crictl progress bar).
@@ -26,6 +29,7 @@
 //! - [`error`]: [`ImageError`] and its [`ErrorKind`] for status codes.
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod content;
 pub mod digest;
 pub mod distribution;
@@ -43,6 +47,7 @@ pub mod registries;
 pub mod snapshots;
 pub mod store;
 pub mod unpack;
+pub mod wasm;
 
 pub use error::{ErrorKind, ImageError};
 pub use metadata::ImageRecord;

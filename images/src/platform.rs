@@ -174,9 +174,8 @@ impl FromStr for Platform {
 /// Picks, from an image index, the manifest this node should run.
 ///
 /// Holds the accepted platforms in order of preference; each is expanded with
-/// the platforms it can also run (see containerd's `platforms.Only`). A later
-/// change can accept Wasm images with
-/// `PlatformMatcher::new(vec![Platform::host(), "wasi/wasm".parse()?])`.
+/// the platforms it can also run (see containerd's `platforms.Only`).
+/// [`PlatformMatcher::node`] accepts Wasm images after the host's own.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlatformMatcher {
     preferred: Vec<Platform>,
@@ -203,6 +202,13 @@ impl PlatformMatcher {
     /// Accepts what this node's CPU and OS run.
     pub fn host() -> Self {
         Self::new(vec![Platform::host()])
+    }
+
+    /// Accepts what a Skiff node runs: the host's platforms first, then
+    /// `wasi/wasm` (the shim runs Wasm with wasmtime). So an index picks the
+    /// node's own manifest when it has one, and its Wasm manifest otherwise.
+    pub fn node() -> Self {
+        Self::new(vec![Platform::host(), Platform::new("wasi", "wasm", None)])
     }
 
     /// The platforms asked for, best first (without the implied ones).
@@ -391,6 +397,21 @@ mod tests {
         let entries = [entry(None, 1), entry(Some("linux/386"), 2)];
         assert_eq!(pick(&m, &entries), Some(1));
         assert_eq!(pick(&m, &entries[..1]), Some(0));
+    }
+
+    #[test]
+    fn a_node_prefers_its_own_platform_then_takes_wasm() {
+        let m = PlatformMatcher::node();
+        assert_eq!(m.preferred(), [Platform::host(), p("wasi/wasm")]);
+        let host = Platform::host().to_string();
+        let wasm_then_host = [entry(Some("wasi/wasm"), 1), entry(Some(&host), 2)];
+        assert_eq!(pick(&m, &wasm_then_host), Some(1));
+        let only_wasm = [entry(Some("wasi/wasm"), 1)];
+        assert_eq!(pick(&m, &only_wasm), Some(0));
+        let foreign_and_wasm = [entry(Some("windows/amd64"), 1), entry(Some("wasi/wasm"), 2)];
+        assert_eq!(pick(&m, &foreign_and_wasm), Some(1));
+        assert_eq!(pick(&m, &foreign_and_wasm[..1]), None);
+        assert!(!PlatformMatcher::host().matches(&p("wasi/wasm")));
     }
 
     #[test]

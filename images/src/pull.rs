@@ -12,6 +12,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration};
 use tokio::sync::Semaphore;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use crate::config::parse_image_config;
 use crate::digest::{Digest, Hasher};
 use crate::distribution::{Credentials, RegistryError, ResolvedImage};
 use crate::error::ImageError;
@@ -20,7 +21,8 @@ use crate::progress::{LayerState, PullProgress};
 use crate::reference::Reference;
 use crate::snapshots::Usage;
 use crate::store::{Inner, LayerClaim, unix_now};
-use crate::unpack::{Compression, UnpackOptions, unpack_layer};
+use crate::unpack::{LayerFormat, UnpackOptions, unpack_layer, unpack_wasm_module};
+use crate::wasm::is_wasm_media_type;
 
 /// What a pull did.
 #[derive(Debug, Clone)]
@@ -52,7 +54,7 @@ impl Inner {
         let resolved = Arc::new(self.client.resolve(reference, credentials).await?);
         let image_id = digest_of(&resolved.config_descriptor, reference)?;
         let config: ImageConfiguration =
-            serde_json::from_slice(&resolved.config).map_err(|e| ImageError::InvalidImage {
+            parse_image_config(&resolved.config).map_err(|e| ImageError::InvalidImage {
                 image: reference.to_string(),
                 reason: format!("config: {e}"),
             })?;
@@ -167,7 +169,7 @@ impl Inner {
             .acquire_owned()
             .await
             .map_err(|e| ImageError::Task(e.to_string()))?;
-        let compression = Compression::from_media_type(&layer.media_type).map_err(|source| {
+        let format = LayerFormat::from_media_type(&layer.media_type).map_err(|source| {
             ImageError::Unpack {
                 layer: layer.blob_digest.clone(),
                 source,
@@ -193,7 +195,7 @@ impl Inner {
                 Some((job_layer.blob_digest.clone(), job_layer.blob_size)),
                 Some(job_progress),
             );
-            inner.unpack_layer_into_snapshot(&job_layer, compression, verifying)
+            inner.unpack_layer_into_snapshot(&job_layer, format, verifying)
         })
         .await
         .map_err(|e| ImageError::Task(e.to_string()))?;
@@ -212,17 +214,26 @@ impl Inner {
         Ok((LayerOutcome::Fetched, self.claim(&layer.diff_id)))
     }
 
-    /// Unpacks one layer from `blob` into a new snapshot, checking the blob's
-    /// digest and size (when known) and the diff ID. Nothing is left behind
-    /// when any check fails. Blocking: call from a blocking thread.
+    /// Unpacks one layer from `blob` into a new snapshot (a raw Wasm layer
+    /// becomes its one module file), checking the blob's digest and size
+    /// (when known) and the diff ID. Nothing is left behind when any check
+    /// fails. Blocking: call from a blocking thread.
     pub(crate) fn unpack_layer_into_snapshot<R: Read>(
         &self,
         layer: &LayerRef,
-        compression: Compression,
+        format: LayerFormat,
         mut blob: VerifyingReader<R>,
     ) -> Result<(), ImageError> {
         self.snapshots.create_layer(&layer.diff_id, |dir| {
-            let unpacked = unpack_layer(&mut blob, compression, dir, &UnpackOptions::default());
+            let options = UnpackOptions::default();
+            let unpacked = match format {
+                LayerFormat::Tar(compression) => {
+                    unpack_layer(&mut blob, compression, dir, &options)
+                }
+                LayerFormat::WasmModule => {
+                    unpack_wasm_module(&mut blob, &layer.blob_digest, dir, &options)
+                }
+            };
             // A corrupted blob often shows up as a broken tar first; the
             // verification failure is the truer error, so it wins.
             blob.finish()?;
@@ -258,6 +269,10 @@ fn digest_of(descriptor: &Descriptor, reference: &Reference) -> Result<Digest, I
 }
 
 /// Pairs the manifest's layer blobs with the config's diff IDs.
+///
+/// A raw Wasm layer is uncompressed, so its diff ID is its blob digest: a
+/// config may list it so, or (Wasm artifacts) list diff IDs only for the tar
+/// layers, or none at all when every layer is Wasm.
 pub(crate) fn layer_refs(
     reference: &impl std::fmt::Display,
     layers: &[Descriptor],
@@ -268,28 +283,44 @@ pub(crate) fn layer_refs(
         reason,
     };
     let diff_ids = config.rootfs().diff_ids();
-    if diff_ids.len() != layers.len() {
+    let is_wasm: Vec<bool> = layers
+        .iter()
+        .map(|d| is_wasm_media_type(d.media_type().as_ref()))
+        .collect();
+    let tar_layers = is_wasm.iter().filter(|wasm| !**wasm).count();
+    // Whether only the tar layers have an entry in `diff_ids`.
+    let tar_only = diff_ids.len() != layers.len() && diff_ids.len() == tar_layers;
+    if diff_ids.len() != layers.len() && !tar_only {
         return Err(invalid(format!(
             "the manifest has {} layers but the config lists {} diff IDs",
             layers.len(),
             diff_ids.len()
         )));
     }
+    let mut listed = diff_ids.iter();
     layers
         .iter()
-        .zip(diff_ids)
-        .map(|(descriptor, diff_id)| {
-            Ok(LayerRef {
-                blob_digest: descriptor
-                    .digest()
-                    .to_string()
+        .zip(is_wasm)
+        .map(|(descriptor, wasm)| {
+            let blob_digest: Digest = descriptor
+                .digest()
+                .to_string()
+                .parse()
+                .map_err(|e| invalid(format!("layer digest: {e}")))?;
+            let diff_id = if tar_only && wasm {
+                blob_digest.clone()
+            } else {
+                listed
+                    .next()
+                    .ok_or_else(|| invalid("fewer diff IDs than tar layers".into()))?
                     .parse()
-                    .map_err(|e| invalid(format!("layer digest: {e}")))?,
+                    .map_err(|e| invalid(format!("diff ID: {e}")))?
+            };
+            Ok(LayerRef {
+                blob_digest,
                 blob_size: descriptor.size(),
                 media_type: descriptor.media_type().to_string(),
-                diff_id: diff_id
-                    .parse()
-                    .map_err(|e| invalid(format!("diff ID: {e}")))?,
+                diff_id,
             })
         })
         .collect()
@@ -391,6 +422,81 @@ impl<R: Read> Read for VerifyingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TAR: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    const WASM: &str = "application/wasm";
+
+    fn descriptor(media_type: &str, content: &str) -> Descriptor {
+        serde_json::from_value(serde_json::json!({
+            "mediaType": media_type,
+            "digest": Digest::sha256_of(content.as_bytes()).to_string(),
+            "size": content.len(),
+        }))
+        .unwrap()
+    }
+
+    fn config(diff_ids: &[&str]) -> ImageConfiguration {
+        let diff_ids: Vec<String> = diff_ids
+            .iter()
+            .map(|d| Digest::sha256_of(d.as_bytes()).to_string())
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "architecture": "wasm", "os": "wasi",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap()
+    }
+
+    fn diff_ids(layers: &[LayerRef]) -> Vec<Digest> {
+        layers.iter().map(|l| l.diff_id.clone()).collect()
+    }
+
+    fn sha(content: &str) -> Digest {
+        Digest::sha256_of(content.as_bytes())
+    }
+
+    #[test]
+    fn a_wasm_layer_without_a_diff_id_is_keyed_by_its_blob_digest() {
+        let layers = [descriptor(WASM, "module")];
+        let refs = layer_refs(&"wasm", &layers, &config(&[])).unwrap();
+        assert_eq!(diff_ids(&refs), [sha("module")]);
+        assert_eq!(refs[0].blob_digest, sha("module"));
+        assert_eq!(refs[0].media_type, WASM);
+
+        // Diff IDs for the tar layers only: the Wasm ones take their digests.
+        let layers = [
+            descriptor(TAR, "gz"),
+            descriptor(WASM, "module"),
+            descriptor(TAR, "gz2"),
+        ];
+        let refs = layer_refs(&"mixed", &layers, &config(&["tar", "tar2"])).unwrap();
+        assert_eq!(diff_ids(&refs), [sha("tar"), sha("module"), sha("tar2")]);
+    }
+
+    #[test]
+    fn diff_ids_listed_for_every_layer_are_taken_as_listed() {
+        let layers = [descriptor(TAR, "gz"), descriptor(WASM, "module")];
+        let refs = layer_refs(&"listed", &layers, &config(&["tar", "module"])).unwrap();
+        assert_eq!(diff_ids(&refs), [sha("tar"), sha("module")]);
+        // A wrong entry stays wrong: the unpack reports the mismatch.
+        let refs = layer_refs(&"listed", &layers, &config(&["tar", "other"])).unwrap();
+        assert_eq!(refs[1].diff_id, sha("other"));
+    }
+
+    #[test]
+    fn layer_and_diff_id_counts_must_agree() {
+        let layers = [descriptor(TAR, "gz"), descriptor(WASM, "module")];
+        for listed in [&[][..], &["a", "b", "c"]] {
+            let err = layer_refs(&"img", &layers, &config(listed)).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("2 layers but the config lists {}", listed.len())),
+                "{err}"
+            );
+        }
+        let tar_only = [descriptor(TAR, "gz")];
+        assert!(layer_refs(&"img", &tar_only, &config(&[])).is_err());
+    }
 
     #[test]
     fn a_blob_that_matches_verifies() {

@@ -48,12 +48,12 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     /// Defaults for a store at `root`: no registries config, this host's
-    /// platform, kubelet's GC thresholds, the real kernel.
+    /// platform (then `wasi/wasm`), kubelet's GC thresholds, the real kernel.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
             registries: RegistriesConfig::default(),
-            platforms: PlatformMatcher::host(),
+            platforms: PlatformMatcher::node(),
             gc: GcPolicy::default(),
             max_concurrent_downloads: 3,
             mounter: Arc::new(KernelMounter),
@@ -215,7 +215,7 @@ impl ImageStore {
     /// The image config of image `id`.
     pub fn image_config(&self, id: &Digest) -> Result<ImageConfiguration, ImageError> {
         let bytes = self.inner.content.read(id)?;
-        serde_json::from_slice(&bytes).map_err(|e| ImageError::InvalidImage {
+        crate::config::parse_image_config(&bytes).map_err(|e| ImageError::InvalidImage {
             image: id.to_string(),
             reason: format!("stored config: {e}"),
         })

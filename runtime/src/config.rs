@@ -27,6 +27,11 @@ impl RuntimeConfig {
         self.data_dir.join("agent").join("runtime")
     }
 
+    /// `<data-dir>/agent/wasm-cache`: compiled Wasm code, shared by every pod.
+    pub fn wasm_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("agent").join("wasm-cache")
+    }
+
     /// `<run-dir>/pods/<sandbox-id>`.
     pub fn pod_dir(&self, sandbox_id: &str) -> PathBuf {
         self.run_dir.join("pods").join(sandbox_id)

@@ -4,7 +4,7 @@
 //! records of sandboxes and containers, prepares root filesystems from the
 //! image store, writes OCI bundles, attaches pods to the network and drives
 //! one shim process per pod (crate `skiff-shims`), which runs the containers
-//! through youki's libcontainer.
+//! through youki's libcontainer, or wasmtime for Wasm containers.
 //!
 //! # Layout
 //!
@@ -17,6 +17,8 @@
 //!   the `PodNetwork` trait.
 //! - [`spec`]: CRI container config + pod sandbox + image config → OCI runtime
 //!   spec, with containerd's rules.
+//! - [`wasm`]: which containers are Wasm, and the bundle annotations that
+//!   tell the shim's Wasm engine what to run.
 //! - [`manager`]: [`Runtime`], the verbs of CRI's RuntimeService (one file per
 //!   group of verbs), shim event pumps and recovery after a restart.
 //! - [`config`], [`error`]: [`RuntimeConfig`] and [`RuntimeError`].
@@ -31,6 +33,7 @@ pub mod pod_files;
 pub mod records;
 pub mod spec;
 pub mod store;
+pub mod wasm;
 
 pub use config::RuntimeConfig;
 pub use error::{ErrorKind, RuntimeError};

@@ -38,7 +38,7 @@ pub struct SandboxRecord {
     pub id: String,
     /// The config it was created with.
     pub config: cri::PodSandboxConfig,
-    /// The RuntimeClass handler asked for ("" or "runc" today).
+    /// The RuntimeClass handler asked for ("", "runc" or "wasmtime").
     pub runtime_handler: String,
     /// Ready or not.
     pub state: SandboxState,
@@ -170,6 +170,27 @@ impl ContainerState {
     }
 }
 
+/// Which engine of the pod's shim runs a container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerEngine {
+    /// An OCI container through libcontainer.
+    #[default]
+    Oci,
+    /// A Wasm module or component through wasmtime.
+    Wasm,
+}
+
+impl ContainerEngine {
+    /// The name ContainerStatus' verbose info shows (`oci`, `wasm`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oci => "oci",
+            Self::Wasm => "wasm",
+        }
+    }
+}
+
 /// A container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -207,6 +228,9 @@ pub struct ContainerRecord {
     pub cgroup_path: String,
     /// The OCI bundle directory.
     pub bundle: PathBuf,
+    /// The engine that runs it (records from before Wasm read as OCI).
+    #[serde(default)]
+    pub engine: ContainerEngine,
 }
 
 impl Record for ContainerRecord {
@@ -369,6 +393,7 @@ mod tests {
             pid: None,
             cgroup_path: String::new(),
             bundle: PathBuf::new(),
+            engine: ContainerEngine::Oci,
         }
     }
 
@@ -400,6 +425,18 @@ mod tests {
             state: cri::ContainerState::ContainerExited as i32,
         });
         assert!(!c.matches(&filter("", "", exited, &[])));
+    }
+
+    #[test]
+    fn the_engine_is_recorded_and_old_records_read_as_oci() {
+        let mut c = container(ContainerState::Created, &[]);
+        c.engine = ContainerEngine::Wasm;
+        let mut json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["engine"], "wasm");
+        json.as_object_mut().unwrap().remove("engine");
+        let old: ContainerRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(old.engine, ContainerEngine::Oci);
+        assert_eq!(old.engine.as_str(), "oci");
     }
 
     #[test]

@@ -20,10 +20,10 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, dup2, fork, pipe2, setsid};
 
 use crate::args::ShimArgs;
-use crate::engine::Libcontainer;
+use crate::engine::Dispatch;
 use crate::logger::FileLogger;
 use crate::namespaces::{PinRequest, pin_namespaces, unpin_namespaces};
-use crate::protocol::{EXITS_DIR, LOG_FILE, PID_FILE, SOCKET_NAME, STATE_DIR};
+use crate::protocol::{EXITS_DIR, LOG_FILE, PID_FILE, SOCKET_NAME, STATE_DIR, WASM_STATE_DIR};
 use crate::server::Shim;
 use crate::unix::bind_unix;
 
@@ -154,7 +154,7 @@ fn daemon(args: &ShimArgs, ready: OwnedFd) -> i32 {
         Ok(wake) => wake,
         Err(errno) => return fail(ready, &format!("installing signal handlers: {errno}"), undo),
     };
-    let engine = match Libcontainer::new(&pod_dir.join(STATE_DIR)) {
+    let engine = match Dispatch::new(&pod_dir.join(STATE_DIR), &pod_dir.join(WASM_STATE_DIR)) {
         Ok(engine) => engine,
         Err(err) => return fail(ready, &err.to_string(), undo),
     };

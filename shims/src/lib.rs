@@ -1,7 +1,8 @@
 //! Skiff's per-pod shim: the process that owns a pod's containers (created
-//! through youki's libcontainer), their stdio and CRI log files, and their
-//! exit status, and that outlives restarts and crashes of the runtime. Also
-//! the protocol and the client the runtime talks to it with.
+//! through youki's libcontainer, or Wasm guests run by wasmtime), their
+//! stdio and CRI log files, and their exit status, and that outlives
+//! restarts and crashes of the runtime. Also the protocol and the client the
+//! runtime talks to it with.
 //!
 //! The runtime starts a shim with [`spawn_shim`] (`skiff shim <ShimArgs>`),
 //! then drives it with [`ShimClient`]. A shim is single-threaded and
@@ -15,7 +16,8 @@
 //! - [`crilog`]: the CRI log format (`<time> <stream> <P|F> <text>`).
 //! - [`namespaces`]: pod namespaces pinned by bind mounts, the pod's PID 1, [`unpin_namespaces`].
 //! - [`cgroups`]: OOM kills and leftover processes of a container's cgroup.
-//! - [`engine`]: the [`engine::Engine`] seam and its libcontainer implementation.
+//! - [`engine`]: the [`engine::Engine`] seam, its libcontainer and Wasm
+//!   (wasmtime) engines, and the dispatch between them.
 //! - `daemon`: [`run`], the shim process: daemonizing, startup, shutdown.
 //! - `server`: the poll loop, container stdio, exits, one file per request verb.
 //! - [`logger`]: the shim's own plain-text log, `shim.log`.

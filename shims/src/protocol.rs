@@ -23,6 +23,8 @@ pub const EXITS_DIR: &str = "exits";
 pub const NS_DIR: &str = "ns";
 /// libcontainer's state root (one directory per container), in the pod directory.
 pub const STATE_DIR: &str = "libcontainer";
+/// The Wasm engine's state root (one directory per container), in the pod directory.
+pub const WASM_STATE_DIR: &str = "wasm";
 /// The protocol version a shim reports in [`Response::Hello`].
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The longest request or response line either side accepts.

@@ -92,6 +92,14 @@ pub enum HarnessError {
         /// The rcgen error.
         source: rcgen::Error,
     },
+    /// A Wasm fixture could not be built (WAT, C with clang, component).
+    #[error("building Wasm fixture {what}: {reason}")]
+    Wasm {
+        /// Which fixture.
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// A cryptographic operation (signing, TLS setup) failed.
     #[error("crypto failure while {0}")]
     Crypto(String),

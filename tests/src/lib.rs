@@ -25,6 +25,7 @@
 //! - [`registry`]: [`TestRegistries`] / [`TestRegistry`] (docker-registry
 //!   processes), the token server, a small push client, `registries.yaml`.
 //! - [`skiff`]: the real `skiff` binary: [`SkiffRuntime`] and `skiff` commands.
+//! - [`wasm`]: Wasm fixtures (WAT, C with wasi-libc, components) and their images.
 //! - [`cri`]: a CRI v1 gRPC client over the runtime's socket.
 //! - [`child`]: [`GuardedChild`], processes killed on drop and on parent death.
 //! - [`cache`]: the shared, lock-protected cache directory.
@@ -40,6 +41,7 @@ pub mod fixtures;
 pub mod oci;
 pub mod registry;
 pub mod skiff;
+pub mod wasm;
 
 pub use child::GuardedChild;
 pub use error::{HarnessError, Result};

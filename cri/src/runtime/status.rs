@@ -8,6 +8,7 @@ use k8s_cri::v1::{
     StatusResponse,
 };
 use skiff_runtime::Runtime;
+use skiff_runtime::manager::{DEFAULT_HANDLERS, WASM_HANDLER};
 use tonic::Status;
 
 /// Handles the RPC.
@@ -35,7 +36,7 @@ pub(crate) async fn handle(rt: &Runtime, req: StatusRequest) -> Result<StatusRes
     if req.verbose {
         let config = rt.config();
         let detail = serde_json::json!({
-            "runtimeHandlers": skiff_runtime::manager::DEFAULT_HANDLERS,
+            "runtimeHandlers": handler_names(),
             "dataDir": config.data_dir,
             "runDir": config.run_dir,
             "network": format!("{:?}", config.network),
@@ -47,7 +48,7 @@ pub(crate) async fn handle(rt: &Runtime, req: StatusRequest) -> Result<StatusRes
         });
         info.insert("config".to_string(), detail.to_string());
     }
-    let runtime_handlers = ["", "runc"]
+    let runtime_handlers = ["", "runc", WASM_HANDLER]
         .into_iter()
         .map(|name| RuntimeHandler {
             name: name.into(),
@@ -63,4 +64,22 @@ pub(crate) async fn handle(rt: &Runtime, req: StatusRequest) -> Result<StatusRes
         runtime_handlers,
         features: None,
     })
+}
+
+/// Every handler RunPodSandbox accepts: the OCI ones and `wasmtime`.
+fn handler_names() -> Vec<&'static str> {
+    DEFAULT_HANDLERS
+        .into_iter()
+        .chain(std::iter::once(WASM_HANDLER))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasmtime_is_listed_with_the_default_handlers() {
+        assert_eq!(handler_names(), ["", "runc", "skiff", "wasmtime"]);
+    }
 }

@@ -15,7 +15,7 @@ mod session;
 mod tls;
 
 #[cfg(test)]
-mod fake_registry;
+pub(crate) mod fake_registry;
 #[cfg(test)]
 mod tests;
 

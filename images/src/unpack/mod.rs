@@ -10,8 +10,12 @@
 //! relative to a descriptor of its parent directory, opened without following
 //! symlinks (see `tree`), and paths that are absolute or climb out with `..`
 //! are refused, so no tar can write outside the destination.
+//!
+//! A raw Wasm layer is no tar: its blob is the module, written as the
+//! snapshot's one file by [`unpack_wasm_module`] (see [`LayerFormat`]).
 
 mod entry;
+mod module;
 mod tree;
 
 #[cfg(test)]
@@ -32,6 +36,8 @@ use crate::digest::{Digest, HashingReader};
 use entry::{EntryMeta, Kind, Timestamp};
 use tree::{Missing, Tree, Usage, c_name, io_err};
 
+pub use module::unpack_wasm_module;
+
 /// Read and write buffer size: large enough that syscalls and decoder calls
 /// are noise next to the disk.
 const BUFFER_SIZE: usize = 128 * 1024;
@@ -48,8 +54,9 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// From an OCI or Docker layer media type; any other media type (Wasm
-    /// content, encrypted layers, ...) is an error naming it.
+    /// From an OCI or Docker tar layer media type; any other media type
+    /// (raw Wasm content, encrypted layers, ...) is an error naming it: see
+    /// [`LayerFormat::from_media_type`] for layers that may be Wasm.
     pub fn from_media_type(media_type: &str) -> Result<Self, UnpackError> {
         match media_type {
             "application/vnd.oci.image.layer.v1.tar"
@@ -87,6 +94,28 @@ impl Compression {
     }
 }
 
+/// What a layer blob holds, by its media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerFormat {
+    /// A tar, compressed so: unpacked with [`unpack_layer`].
+    Tar(Compression),
+    /// A raw Wasm module or component (one of
+    /// [`crate::wasm::WASM_LAYER_MEDIA_TYPES`]): kept as one file by
+    /// [`unpack_wasm_module`].
+    WasmModule,
+}
+
+impl LayerFormat {
+    /// From an OCI or Docker layer media type, or a Wasm one; any other
+    /// media type (encrypted layers, ...) is an error naming it.
+    pub fn from_media_type(media_type: &str) -> Result<Self, UnpackError> {
+        if crate::wasm::is_wasm_media_type(media_type) {
+            return Ok(Self::WasmModule);
+        }
+        Compression::from_media_type(media_type).map(Self::Tar)
+    }
+}
+
 /// How to unpack.
 ///
 /// Unpacking does not sync: the caller flushes the filesystem once (syncfs)
@@ -110,10 +139,11 @@ impl Default for UnpackOptions {
 /// What an unpack produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnpackStats {
-    /// sha256 of the uncompressed tar stream, trailing padding included: the
-    /// image config's `rootfs.diff_ids` entry for this layer.
+    /// sha256 of the uncompressed tar stream, trailing padding included (of
+    /// the module, for a raw Wasm layer): the image config's
+    /// `rootfs.diff_ids` entry for this layer.
     pub diff_id: Digest,
-    /// Length of the uncompressed tar stream.
+    /// Length of the uncompressed tar stream (of the module, for a raw Wasm layer).
     pub tar_size: u64,
     /// Bytes in regular files (each hard-linked inode once).
     pub disk_usage: u64,

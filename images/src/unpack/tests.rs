@@ -695,12 +695,113 @@ fn media_types_map_to_compressions() {
         of("application/vnd.docker.image.rootfs.diff.tar.gzip"),
         Some(Compression::Gzip)
     );
+    // A raw Wasm layer has no compression: it is no tar at all.
     let err = Compression::from_media_type("application/vnd.wasm.content.layer.v1+wasm");
     assert!(
         err.unwrap_err()
             .to_string()
             .contains("application/vnd.wasm.content.layer.v1+wasm")
     );
+}
+
+#[test]
+fn media_types_map_to_layer_formats() {
+    let of = |m: &str| LayerFormat::from_media_type(m).ok();
+    assert_eq!(
+        of("application/vnd.oci.image.layer.v1.tar+gzip"),
+        Some(LayerFormat::Tar(Compression::Gzip))
+    );
+    assert_eq!(
+        of("application/vnd.docker.image.rootfs.diff.tar"),
+        Some(LayerFormat::Tar(Compression::None))
+    );
+    for wasm in crate::wasm::WASM_LAYER_MEDIA_TYPES {
+        assert_eq!(of(wasm), Some(LayerFormat::WasmModule), "{wasm}");
+    }
+    let encrypted = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted";
+    let err = LayerFormat::from_media_type(encrypted).unwrap_err();
+    assert!(err.to_string().contains(encrypted), "{err}");
+}
+
+/// A tiny valid core module: the header and an empty custom section.
+const MODULE: &[u8] = b"\0asm\x01\0\0\0\0\x05\x04skif";
+
+#[test]
+fn a_wasm_layer_unpacks_to_one_module_file() {
+    let sandbox = Sandbox::new();
+    let digest = Digest::sha256_of(MODULE);
+    let stats =
+        unpack_wasm_module(MODULE, &digest, &sandbox.root(), &UnpackOptions::default()).unwrap();
+    assert_eq!(stats.diff_id, digest);
+    assert_eq!(stats.tar_size, MODULE.len() as u64);
+    assert_eq!(stats.disk_usage, MODULE.len() as u64);
+    assert_eq!(stats.inodes, 1);
+    let names: Vec<_> = fs::read_dir(sandbox.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, [format!("{}.wasm", digest.hex())]);
+    let file = sandbox.path(&names[0]);
+    assert_eq!(fs::read(&file).unwrap(), MODULE);
+    let meta = lstat(&file);
+    assert!(meta.is_file());
+    assert_eq!(meta.mode() & 0o7777, 0o644);
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    sandbox.assert_outside_untouched();
+}
+
+#[test]
+fn a_wasm_layer_that_is_not_wasm_fails() {
+    let digest = Digest::sha256_of(b"x");
+    for blob in [&b"\x1f\x8b not wasm at all"[..], b"\0as", b""] {
+        let sandbox = Sandbox::new();
+        let err = unpack_wasm_module(blob, &digest, &sandbox.root(), &UnpackOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(&err, UnpackError::Invalid { reason, .. } if reason.contains("WebAssembly")),
+            "{err}"
+        );
+    }
+    let sandbox = Sandbox::new();
+    fs::write(sandbox.path("leftover"), "").unwrap();
+    let err = unpack_wasm_module(MODULE, &digest, &sandbox.root(), &UnpackOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, UnpackError::Destination { .. }), "{err}");
+}
+
+#[test]
+fn a_wasm_layer_read_in_small_pieces_is_checked_and_copied_whole() {
+    /// Hands out one byte per read, so the header check spans reads.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            buf[0] = *first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+    let digest = Digest::sha256_of(MODULE);
+    let sandbox = Sandbox::new();
+    let stats = unpack_wasm_module(
+        Trickle(MODULE),
+        &digest,
+        &sandbox.root(),
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(stats.diff_id, digest);
+    let bad = [b"\0asX".as_slice(), MODULE].concat();
+    let err = unpack_wasm_module(
+        Trickle(&bad),
+        &digest,
+        &Sandbox::new().root(),
+        &UnpackOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, UnpackError::Invalid { .. }), "{err}");
 }
 
 #[test]

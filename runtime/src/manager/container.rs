@@ -12,8 +12,11 @@ use skiff_shims::client::CreateOptions;
 use super::{Runtime, now_ns};
 use crate::error::RuntimeError;
 use crate::ids::new_id;
-use crate::records::{ContainerRecord, ContainerState, SandboxState, container_name};
+use crate::records::{
+    ContainerEngine, ContainerRecord, ContainerState, SandboxState, container_name,
+};
 use crate::spec::{self, HostLimits, SandboxContext, SpecInput};
+use crate::wasm::{self, WasmBundle};
 
 /// How long a container may take to die after SIGKILL before StopContainer gives up.
 const KILL_GRACE: Duration = Duration::from_secs(30);
@@ -96,6 +99,7 @@ impl Runtime {
             pid: None,
             cgroup_path: String::new(),
             bundle: bundle.clone(),
+            engine: ContainerEngine::Oci,
         };
         match self.create_in_shim(&sandbox, record).await {
             Ok(record) => {
@@ -128,6 +132,12 @@ impl Runtime {
             .parse()
             .map_err(|e| RuntimeError::Internal(format!("image ID {}: {e}", record.image_id)))?;
         let image_config = images.image_config(&image_id)?;
+        let layers = images
+            .get(&record.image_id)
+            .map(|image| image.layers)
+            .unwrap_or_default();
+        let argv = spec::merged_command(&record.config, &image_config);
+        let wasm_entry = wasm::detect(&record.image_name, &image_config, &layers, &argv)?;
 
         let pod_dir = &sandbox.pod_dir;
         let ctx = SandboxContext {
@@ -148,7 +158,7 @@ impl Runtime {
         let target_pidns = self.target_pid_namespace(&record.config)?;
         let limits = HostLimits::current();
         let seccomp_root = self.inner.config.seccomp_profile_root.clone();
-        let spec = spec::container_spec(&SpecInput {
+        let mut spec = spec::container_spec(&SpecInput {
             container_id: &record.id,
             config: &record.config,
             sandbox: &sandbox.config,
@@ -159,7 +169,26 @@ impl Runtime {
             target_pidns: target_pidns.as_deref(),
             seccomp_profile_root: &seccomp_root,
             limits: &limits,
+            args: wasm_entry.as_ref().map(|w| w.args.as_slice()),
         })?;
+        if let Some(entry) = &wasm_entry {
+            let cache_dir = self.inner.config.wasm_cache_dir();
+            wasm::ensure_cache_dir(&cache_dir)?;
+            let bundle = WasmBundle {
+                image_id: &record.image_id,
+                cache_dir: &cache_dir,
+                port: wasm::http_port(&record.config, &sandbox.config),
+            };
+            wasm::annotate(&mut spec, entry, &bundle);
+            record.engine = ContainerEngine::Wasm;
+            tracing::info!(
+                container = %record.id,
+                image = %record.image_name,
+                module = %entry.module,
+                reason = ?entry.reason,
+                "container runs as Wasm"
+            );
+        }
         record.cgroup_path = spec
             .linux()
             .as_ref()
@@ -449,6 +478,7 @@ impl Runtime {
                 "snapshotKey": record.id,
                 "snapshotter": "overlayfs",
                 "runtimeType": "io.skiff.shim.v1",
+                "engine": record.engine.as_str(),
                 "config": record.config,
                 "runtimeSpec": spec,
             });

@@ -35,6 +35,12 @@ pub use exec::{ExecOutput, ExecSession};
 /// Handlers a sandbox may be created with (`""` is the default runtime).
 pub const DEFAULT_HANDLERS: [&str; 3] = ["", "runc", "skiff"];
 
+/// The RuntimeClass handler of Wasm pods. Which engine runs a container is
+/// decided per container from its image (see [`crate::wasm`]), so this
+/// handler behaves as the default one: Wasm images run in wasmtime and
+/// Linux images as ordinary OCI containers.
+pub const WASM_HANDLER: &str = "wasmtime";
+
 /// The node runtime. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Runtime {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use k8s_cri::v1 as cri;
 use skiff_shims::{PodNamespace, ShimArgs};
 
-use super::{DEFAULT_HANDLERS, Runtime, ShimHandle, now_ns};
+use super::{DEFAULT_HANDLERS, Runtime, ShimHandle, WASM_HANDLER, now_ns};
 use crate::error::RuntimeError;
 use crate::ids::new_id;
 use crate::network::{PodAttachment, PortMapping, Protocol};
@@ -357,13 +357,8 @@ struct Undo {
 }
 
 fn check_handler(handler: &str) -> Result<(), RuntimeError> {
-    if DEFAULT_HANDLERS.contains(&handler) {
+    if DEFAULT_HANDLERS.contains(&handler) || handler == WASM_HANDLER {
         return Ok(());
-    }
-    if handler == "wasmtime" {
-        return Err(RuntimeError::FailedPrecondition(
-            "runtime handler \"wasmtime\": Wasm workloads are not built yet".into(),
-        ));
     }
     Err(RuntimeError::InvalidArgument(format!(
         "no runtime for {handler:?} is configured"
@@ -470,11 +465,12 @@ mod tests {
     fn handlers_are_checked_as_containerd_does() {
         assert!(check_handler("").is_ok());
         assert!(check_handler("runc").is_ok());
+        assert!(check_handler("wasmtime").is_ok());
         let err = check_handler("kata").unwrap_err();
         assert_eq!(err.to_string(), "no runtime for \"kata\" is configured");
         assert!(matches!(
-            check_handler("wasmtime"),
-            Err(RuntimeError::FailedPrecondition(_))
+            check_handler("wasmer"),
+            Err(RuntimeError::InvalidArgument(_))
         ));
     }
 

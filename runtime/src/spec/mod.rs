@@ -122,6 +122,16 @@ pub struct SpecInput<'a> {
     pub seccomp_profile_root: &'a Path,
     /// What the host and runtime allow.
     pub limits: &'a HostLimits,
+    /// The argv the caller decided (a Wasm container's, module first);
+    /// `None` merges the request's command and args with the image's.
+    pub args: Option<&'a [String]>,
+}
+
+/// The container's command line as the request and the image give it
+/// (`command` replaces Entrypoint, `args` replace Cmd); empty when neither
+/// gives one.
+pub fn merged_command(config: &ContainerConfig, image: &ImageConfiguration) -> Vec<String> {
+    process::merged_command(config, image.config().as_ref())
 }
 
 /// The cgroup resources an UpdateContainerResources request asks for, as
@@ -167,7 +177,11 @@ pub fn container_spec(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let image = input.image.config().as_ref();
 
     let mut process = Process::default();
-    process.set_args(Some(process::process_args(config, image)?));
+    let args = match input.args {
+        Some(args) => args.to_vec(),
+        None => process::process_args(config, image)?,
+    };
+    process.set_args(Some(args));
     process.set_env(Some(process::process_env(config, image, &hostname(input))));
     process.set_cwd(PathBuf::from(process::process_cwd(config, image)?));
     process.set_terminal(Some(config.tty));

@@ -18,6 +18,19 @@ pub(crate) fn process_args(
     config: &ContainerConfig,
     image: Option<&ImageConfig>,
 ) -> Result<Vec<String>, SpecError> {
+    let command = merged_command(config, image);
+    if command.is_empty() {
+        return Err(SpecError::invalid(
+            "command",
+            "no command specified: neither the request nor the image gives a command or args",
+        ));
+    }
+    Ok(command)
+}
+
+/// The request's command and args merged with the image's Entrypoint and
+/// Cmd, as [`process_args`] merges them; empty when nothing gives one.
+pub(crate) fn merged_command(config: &ContainerConfig, image: Option<&ImageConfig>) -> Vec<String> {
     let mut command = config.command.clone();
     let mut args = config.args.clone();
     if command.is_empty() {
@@ -33,13 +46,7 @@ pub(crate) fn process_args(
         }
     }
     command.extend(args);
-    if command.is_empty() {
-        return Err(SpecError::invalid(
-            "command",
-            "no command specified: neither the request nor the image gives a command or args",
-        ));
-    }
-    Ok(command)
+    command
 }
 
 /// The environment: a default `PATH`, `TERM=xterm` with a TTY, `HOSTNAME`,

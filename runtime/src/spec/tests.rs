@@ -25,6 +25,7 @@ struct Fixture {
     image: ImageConfiguration,
     limits: HostLimits,
     target_pidns: Option<PathBuf>,
+    args: Option<Vec<String>>,
 }
 
 impl Fixture {
@@ -134,6 +135,7 @@ impl Fixture {
             image,
             limits,
             target_pidns: None,
+            args: None,
         }
     }
 
@@ -164,6 +166,7 @@ impl Fixture {
             target_pidns: self.target_pidns.as_deref(),
             seccomp_profile_root: self.dir.path(),
             limits: &self.limits,
+            args: self.args.as_deref(),
         })
     }
 }
@@ -481,4 +484,23 @@ fn bad_requests_name_the_field() {
         assert_eq!(err.field(), Some(field), "{err}");
         assert!(matches!(err, SpecError::InvalidArgument { .. }), "{err}");
     }
+}
+
+#[test]
+fn args_decided_by_the_caller_replace_the_merged_command() {
+    let mut f = Fixture::new();
+    f.config.command.clear();
+    f.config.args.clear();
+    f.image = ImageConfiguration::default();
+    assert!(merged_command(&f.config, &f.image).is_empty());
+    f.args = Some(vec!["/4f2a.wasm".into(), "--verbose".into()]);
+    let spec = f.spec().unwrap();
+    let process = spec.process().as_ref().unwrap();
+    assert_eq!(process.args().clone().unwrap(), ["/4f2a.wasm", "--verbose"]);
+
+    let f = Fixture::new();
+    assert_eq!(
+        merged_command(&f.config, &f.image),
+        ["/bin/httpd", "-f", "-p", "8080"]
+    );
 }

@@ -1,9 +1,12 @@
 //! The seam between the shim's bookkeeping and the code that makes
-//! containers: [`Engine`], implemented by [`Libcontainer`] for real and by a
-//! fake in unit tests.
+//! containers: [`Engine`], implemented by [`Libcontainer`] (OCI containers)
+//! and [`Wasm`] (WebAssembly guests in wasmtime), both behind [`Dispatch`],
+//! which picks one per container; and by a fake in unit tests.
 
 mod clamp;
+mod dispatch;
 mod libcontainer;
+mod wasm;
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -11,7 +14,9 @@ use std::path::Path;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
+pub use self::dispatch::Dispatch;
 pub use self::libcontainer::Libcontainer;
+pub use self::wasm::Wasm;
 use crate::protocol::{ErrorKind, ExecProcess};
 
 /// The child's ends of a process's stdio pipes (all `None` with a pty).
@@ -108,6 +113,18 @@ pub enum EngineError {
         /// Class of the failure.
         kind: ErrorKind,
     },
+    /// A Wasm container's process could not be made or driven.
+    #[error("{action} Wasm container {id:?}: {message}")]
+    Wasm {
+        /// What was being done.
+        action: &'static str,
+        /// The container.
+        id: String,
+        /// What failed (the child's report).
+        message: String,
+        /// Class of the failure.
+        kind: ErrorKind,
+    },
     /// Receiving the pty master from the container failed.
     #[error("receiving the pty of {id:?}: {message}")]
     Console {
@@ -152,7 +169,7 @@ impl EngineError {
         match self {
             EngineError::Bundle { .. } | EngineError::Invalid(_) => ErrorKind::InvalidArgument,
             EngineError::NotFound(_) => ErrorKind::NotFound,
-            EngineError::Libcontainer { kind, .. } => *kind,
+            EngineError::Libcontainer { kind, .. } | EngineError::Wasm { kind, .. } => *kind,
             EngineError::Signal { errno, .. } if *errno == nix::errno::Errno::EINVAL => {
                 ErrorKind::InvalidArgument
             }

@@ -10,3 +10,4 @@ mod memory;
 mod namespaces;
 mod oom;
 mod survival;
+mod wasm;

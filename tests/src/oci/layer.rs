@@ -122,6 +122,16 @@ impl Layer {
         }
     }
 
+    /// A raw Wasm layer: the module's bytes themselves (not a tar) under a
+    /// Wasm media type; its `diff_id` is the blob's own digest.
+    pub fn wasm(module: &[u8], media_type: &str) -> Layer {
+        Layer {
+            blob: Blob::new(media_type, module.to_vec()),
+            diff_id: Digest::of(module),
+            created_by: "wasm module".to_string(),
+        }
+    }
+
     /// The same bytes under another media type (e.g. a Docker one).
     pub fn with_media_type(mut self, media_type: &str) -> Layer {
         self.blob.media_type = media_type.to_string();

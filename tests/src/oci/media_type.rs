@@ -24,3 +24,10 @@ pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.ta
 pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 /// Docker schema 1 unsigned manifest.
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+/// A raw Wasm module or component as a layer (the wasm-to-oci convention).
+pub const WASM_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm";
+/// A Wasm component layer (the Bytecode Alliance's Wasm OCI artifact format).
+pub const WASM_COMPONENT_LAYER: &str =
+    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm";
+/// A raw Wasm module with the plain `application/wasm` type.
+pub const WASM_PLAIN: &str = "application/wasm";

@@ -105,6 +105,15 @@ impl Platform {
         }
     }
 
+    /// `wasi/wasm`, the platform of Wasm images.
+    pub fn wasi() -> Platform {
+        Platform {
+            architecture: "wasm".to_string(),
+            os: "wasi".to_string(),
+            variant: None,
+        }
+    }
+
     /// The platform of the machine running the tests, in OCI naming.
     pub fn host() -> Platform {
         match std::env::consts::ARCH {

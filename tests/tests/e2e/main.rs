@@ -11,6 +11,7 @@ mod runtime_errors;
 mod runtime_images;
 mod runtime_more;
 mod runtime_pods;
+mod wasm;
 
 use std::process::Output;
 

@@ -128,13 +128,38 @@ impl Node {
         }
     }
 
+    /// Pushes `image` to the open registry as `name` and pulls it through
+    /// CRI; returns its reference.
+    pub async fn push_and_pull(&self, image: &skiff_tests::oci::Image, name: &str) -> String {
+        self.regs.open.push(image, name).unwrap();
+        let reference = self.regs.open.reference(name);
+        self.cri
+            .images
+            .clone()
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: reference.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        reference
+    }
+
     pub async fn run_pod(&self, config: cri::PodSandboxConfig) -> String {
+        self.run_pod_with(config, "").await
+    }
+
+    /// RunPodSandbox with a runtime handler (a RuntimeClass's).
+    pub async fn run_pod_with(&self, config: cri::PodSandboxConfig, handler: &str) -> String {
         self.cri
             .runtime
             .clone()
             .run_pod_sandbox(cri::RunPodSandboxRequest {
                 config: Some(config),
-                runtime_handler: String::new(),
+                runtime_handler: handler.into(),
             })
             .await
             .unwrap()

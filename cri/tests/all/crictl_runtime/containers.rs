@@ -323,6 +323,8 @@ async fn stats_sample_twice_and_info_shows_the_status() {
         value["runtimeHandlers"][0]["features"]["recursive_read_only_mounts"],
         true
     );
+    assert!(value["runtimeHandlers"][0].get("name").is_none(), "{out}");
+    assert_eq!(value["runtimeHandlers"][2]["name"], "wasmtime");
     assert!(value.get("features").is_none());
     let (_, out, _) = harness.crictl(&["info", "-q"]).await;
     assert!(json(&out).get("config").is_none(), "{out}");

@@ -648,13 +648,16 @@ impl RuntimeService for FakeRuntime {
                 conditions: vec![condition("RuntimeReady"), condition("NetworkReady")],
             }),
             info,
-            runtime_handlers: vec![cri::RuntimeHandler {
-                name: String::new(),
-                features: Some(cri::RuntimeHandlerFeatures {
-                    recursive_read_only_mounts: true,
-                    user_namespaces: false,
-                }),
-            }],
+            runtime_handlers: ["", "runc", "wasmtime"]
+                .into_iter()
+                .map(|name| cri::RuntimeHandler {
+                    name: name.into(),
+                    features: Some(cri::RuntimeHandlerFeatures {
+                        recursive_read_only_mounts: name.is_empty(),
+                        user_namespaces: false,
+                    }),
+                })
+                .collect(),
             features: None,
         }))
     }

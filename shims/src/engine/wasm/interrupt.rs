@@ -1,0 +1,75 @@
+//! Stopping a guest: SIGTERM (or SIGINT) becomes an epoch interruption.
+//!
+//! The child blocks both signals in its first thread, so every thread it
+//! starts later (compilation, WASI's tokio runtime) inherits the mask and
+//! only a watcher thread, waiting in `sigwait`, receives them. Before the
+//! guest runs the watcher exits at once (as the default action would);
+//! while it runs the watcher bumps the engine's epoch, which traps the guest
+//! at its next loop header or function entry, and the child exits with
+//! 128 + signal. A guest blocked in a host call never reaches such a check:
+//! after [`GRACE`] the watcher ends the process itself, with the same code.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use wasmtime::Engine;
+
+/// How long a guest may take to notice the interruption.
+pub const GRACE: Duration = Duration::from_millis(200);
+
+/// Whether the guest is running (after start).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The termination signal received, 0 for none.
+static REQUESTED: AtomicI32 = AtomicI32::new(0);
+
+fn termination_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set
+}
+
+/// Blocks SIGTERM and SIGINT in the calling thread, and nothing else.
+/// Call while the process has one thread.
+pub fn block() -> nix::Result<()> {
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&termination_signals()), None)
+}
+
+/// Starts the watcher thread for `engine`.
+pub fn watch(engine: Engine) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("wasm-interrupt".into())
+        .stack_size(64 << 10)
+        .spawn(move || {
+            let set = termination_signals();
+            let signal = loop {
+                match set.wait() {
+                    Ok(signal) => break signal as i32,
+                    Err(_) => continue,
+                }
+            };
+            REQUESTED.store(signal, Ordering::SeqCst);
+            if RUNNING.load(Ordering::SeqCst) {
+                engine.increment_epoch();
+                std::thread::sleep(GRACE);
+            }
+            // SAFETY: ends the process without running anything of the
+            // main thread's (which may hold locks, e.g. stdout's).
+            unsafe { libc::_exit(128 + signal) }
+        })
+        .map(drop)
+}
+
+/// Marks the guest as running: from now on a signal interrupts it.
+pub fn set_running() {
+    RUNNING.store(true, Ordering::SeqCst);
+}
+
+/// The termination signal received, if any.
+pub fn requested() -> Option<i32> {
+    match REQUESTED.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}

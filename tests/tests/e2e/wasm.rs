@@ -1,0 +1,455 @@
+//! Wasm workloads through the CRI socket: modules and components run by
+//! wasmtime in their pod's shim, chosen by the image (platform `wasi/wasm`,
+//! Wasm layer media types, a `.wasm` entrypoint) whatever the handler; the
+//! `wasmtime` handler still runs Linux binaries as OCI containers.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1 as cri;
+use skiff_tests::oci::media_type;
+use skiff_tests::wasm;
+
+use crate::node::Node;
+
+const RUNNING: i32 = cri::ContainerState::ContainerRunning as i32;
+const EXITED: i32 = cri::ContainerState::ContainerExited as i32;
+
+/// A container of `image` with no command of its own.
+fn wasm_container(name: &str, image: &str) -> cri::ContainerConfig {
+    cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        }),
+        log_path: format!("{name}.log"),
+        linux: Some(cri::LinuxContainerConfig::default()),
+        ..Default::default()
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<cri::KeyValue> {
+    pairs
+        .iter()
+        .map(|(key, value)| cri::KeyValue {
+            key: (*key).into(),
+            value: (*value).into(),
+        })
+        .collect()
+}
+
+/// The container's log lines without their timestamps: `<stream> <P|F> <text>`.
+fn log_lines(status: &cri::ContainerStatus) -> Vec<String> {
+    std::fs::read_to_string(&status.log_path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()))
+        .collect()
+}
+
+async fn wait_exited(node: &Node, id: &str) -> cri::ContainerStatus {
+    node.wait_for(id, |s| s.state == EXITED).await
+}
+
+#[tokio::test]
+async fn wasm_artifacts_log_and_exit_under_either_handler() {
+    let node = Node::start().await;
+    let hello = wasm::artifact_image(&wasm::wat(wasm::HELLO_WAT).unwrap(), media_type::WASM_LAYER);
+    let hello = node.push_and_pull(&hello, "wasm/hello:v1").await;
+    let exit42 = wasm::artifact_image(
+        &wasm::wat(wasm::EXIT42_WAT).unwrap(),
+        media_type::WASM_PLAIN,
+    );
+    let exit42 = node.push_and_pull(&exit42, "wasm/exit42:v1").await;
+
+    // The RuntimeClass handler `wasmtime`.
+    let pod = node.pod("wasm-hello");
+    let pod_id = node.run_pod_with(pod.clone(), "wasmtime").await;
+    let ctr = node
+        .run_container(&pod_id, &pod, wasm_container("hello", &hello))
+        .await;
+    let status = wait_exited(&node, &ctr).await;
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (0, "Completed"),
+        "{status:?}"
+    );
+    assert!(status.finished_at >= status.started_at && status.started_at > 0);
+    assert_eq!(log_lines(&status), ["stdout F hello from wasm"]);
+    assert!(status.image_ref.contains("sha256:"), "{status:?}");
+
+    // The default handler: the image alone makes it Wasm.
+    let pod = node.pod("wasm-exit");
+    let pod_id2 = node.run_pod(pod.clone()).await;
+    let ctr = node
+        .run_container(&pod_id2, &pod, wasm_container("exit", &exit42))
+        .await;
+    let status = wait_exited(&node, &ctr).await;
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (42, "Error"),
+        "{status:?}"
+    );
+
+    node.remove_pod(&pod_id).await;
+    node.remove_pod(&pod_id2).await;
+    node.assert_no_leaks();
+}
+
+#[tokio::test]
+async fn a_c_program_gets_args_env_image_files_and_volumes() {
+    let node = Node::start().await;
+    let module = wasm::c_program("echo", wasm::ECHO_C).unwrap();
+    let image = node
+        .push_and_pull(
+            &wasm::rootfs_image(&module, "/app/echo.wasm"),
+            "wasm/echo:v1",
+        )
+        .await;
+    let volume = node.dir.path().join("volume");
+    std::fs::create_dir_all(&volume).unwrap();
+
+    let pod = node.pod("wasm-echo");
+    let pod_id = node.run_pod_with(pod.clone(), "wasmtime").await;
+    let mut config = wasm_container("echo", &image);
+    config.args = vec!["one".into(), "two words".into()];
+    config.envs = env(&[
+        ("GREETING", "hi there"),
+        ("READ_FILE", "/data/message.txt"),
+        ("WRITE_FILE", "/mnt/out.txt"),
+        ("EXIT_CODE", "7"),
+    ]);
+    config.mounts = vec![cri::Mount {
+        container_path: "/mnt".into(),
+        host_path: volume.display().to_string(),
+        ..Default::default()
+    }];
+    let ctr = node.run_container(&pod_id, &pod, config).await;
+    let status = wait_exited(&node, &ctr).await;
+    let lines = log_lines(&status);
+    assert_eq!(status.exit_code, 7, "{lines:?}");
+    for expected in [
+        "stdout F arg 0=/app/echo.wasm",
+        "stdout F arg 1=one",
+        "stdout F arg 2=two words",
+        "stdout F env GREETING=hi there",
+        "stdout F file: a file from the image",
+        "stderr F done",
+    ] {
+        assert!(lines.iter().any(|l| l == expected), "{expected}: {lines:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(volume.join("out.txt")).unwrap(),
+        "written by wasm\n"
+    );
+
+    // Exec has no meaning for a Wasm guest: a clear error, nothing else.
+    let err = node
+        .cri
+        .runtime
+        .clone()
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: ctr.clone(),
+            cmd: vec!["sh".into()],
+            timeout: 5,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("not supported for Wasm containers")
+            || err.message().contains("not running"),
+        "{err:?}"
+    );
+
+    node.remove_pod(&pod_id).await;
+    node.assert_no_leaks();
+}
+
+#[tokio::test]
+async fn a_preview2_component_runs_like_a_module() {
+    let node = Node::start().await;
+    let module = wasm::c_program("echo", wasm::ECHO_C).unwrap();
+    let component = wasm::component(&module).unwrap();
+    let image = wasm::artifact_image(&component, media_type::WASM_COMPONENT_LAYER);
+    let image = node.push_and_pull(&image, "wasm/echo-component:v1").await;
+
+    let pod = node.pod("wasm-component");
+    let pod_id = node.run_pod_with(pod.clone(), "wasmtime").await;
+    let mut config = wasm_container("echo", &image);
+    config.args = vec!["from-a-component".into()];
+    config.envs = env(&[("GREETING", "p2"), ("EXIT_CODE", "3")]);
+    let ctr = node.run_container(&pod_id, &pod, config).await;
+    let status = wait_exited(&node, &ctr).await;
+    let lines = log_lines(&status);
+    // wasi:cli/exit carries only success or failure: a non-zero code is 1.
+    assert_eq!(status.exit_code, 1, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l == "stdout F arg 1=from-a-component"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "stdout F env GREETING=p2"),
+        "{lines:?}"
+    );
+
+    node.remove_pod(&pod_id).await;
+    node.assert_no_leaks();
+}
+
+#[tokio::test]
+async fn a_spinning_guest_is_interrupted_by_stop_within_the_grace_period() {
+    let node = Node::start().await;
+    let image = wasm::artifact_image(&wasm::wat(wasm::SPIN_WAT).unwrap(), media_type::WASM_LAYER);
+    let image = node.push_and_pull(&image, "wasm/spin:v1").await;
+    let pod = node.pod("wasm-spin");
+    let pod_id = node.run_pod_with(pod.clone(), "wasmtime").await;
+    let ctr = node
+        .run_container(&pod_id, &pod, wasm_container("spin", &image))
+        .await;
+    let status = node
+        .wait_for(&ctr, |s| {
+            s.state == RUNNING && log_lines(s).iter().any(|l| l == "stdout F spinning")
+        })
+        .await;
+    assert_eq!(status.state, RUNNING);
+
+    let started = Instant::now();
+    node.cri
+        .runtime
+        .clone()
+        .stop_container(cri::StopContainerRequest {
+            container_id: ctr.clone(),
+            timeout: 30,
+        })
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    // Well inside the 30 s grace period: SIGTERM interrupts the loop.
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    let status = node.status(&ctr).await;
+    assert_eq!(
+        (status.state, status.exit_code),
+        (EXITED, 143),
+        "{status:?}"
+    );
+
+    node.remove_pod(&pod_id).await;
+    node.assert_no_leaks();
+}
+
+#[tokio::test]
+async fn a_guest_over_its_memory_limit_is_oom_killed() {
+    let node = Node::start().await;
+    let module = wasm::c_program("hog", wasm::HOG_C).unwrap();
+    let image = node
+        .push_and_pull(&wasm::rootfs_image(&module, "/hog.wasm"), "wasm/hog:v1")
+        .await;
+    let pod = node.pod("wasm-hog");
+    let pod_id = node.run_pod_with(pod.clone(), "wasmtime").await;
+    let mut config = wasm_container("hog", &image);
+    config.envs = env(&[("LIMIT_MIB", "256")]);
+    config.linux = Some(cri::LinuxContainerConfig {
+        resources: Some(cri::LinuxContainerResources {
+            memory_limit_in_bytes: 64 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let ctr = node.run_container(&pod_id, &pod, config).await;
+    let status = wait_exited(&node, &ctr).await;
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (137, "OOMKilled"),
+        "{:?}",
+        log_lines(&status)
+    );
+    assert!(
+        !log_lines(&status)
+            .iter()
+            .any(|l| l.contains("allocated 256 MiB")),
+        "the guest got past its limit"
+    );
+
+    node.remove_pod(&pod_id).await;
+    node.assert_no_leaks();
+}
+
+#[tokio::test]
+async fn linux_and_wasm_containers_share_a_pod_and_its_volume() {
+    let node = Node::start().await;
+    let module = wasm::c_program("echo", wasm::ECHO_C).unwrap();
+    let image = node
+        .push_and_pull(
+            &wasm::rootfs_image(&module, "/echo.wasm"),
+            "wasm/echo:shared",
+        )
+        .await;
+    let shared = node.dir.path().join("empty-dir");
+    std::fs::create_dir_all(&shared).unwrap();
+    let mount = cri::Mount {
+        container_path: "/shared".into(),
+        host_path: shared.display().to_string(),
+        ..Default::default()
+    };
+
+    // The wasmtime handler still runs a Linux binary as an OCI container.
+    let pod = node.pod("wasm-mixed");
+    let pod_id = node.run_pod_with(pod.clone(), "wasmtime").await;
+    let mut linux = node.container(
+        "writer",
+        "echo from linux > /shared/note.txt; hostname > /shared/host.txt; sleep 3600",
+    );
+    linux.mounts = vec![mount.clone()];
+    let writer = node.run_container(&pod_id, &pod, linux).await;
+    node.wait_for(&writer, |s| s.state == RUNNING).await;
+    for _ in 0..100 {
+        if shared.join("note.txt").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut config = wasm_container("reader", &image);
+    config.envs = env(&[
+        ("READ_FILE", "/shared/note.txt"),
+        ("WRITE_FILE", "/shared/reply.txt"),
+    ]);
+    config.mounts = vec![mount];
+    let reader = node.run_container(&pod_id, &pod, config).await;
+    let status = wait_exited(&node, &reader).await;
+    let lines = log_lines(&status);
+    assert_eq!(status.exit_code, 0, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l == "stdout F file: from linux"),
+        "{lines:?}"
+    );
+    let out = node.exec(&writer, &["cat", "/shared/reply.txt"]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "written by wasm\n");
+    assert_eq!(
+        std::fs::read_to_string(shared.join("host.txt")).unwrap(),
+        "wasm-mixed\n"
+    );
+
+    // Both containers are listed in the pod like any others.
+    let listed = node
+        .cri
+        .runtime
+        .clone()
+        .list_containers(cri::ListContainersRequest {
+            filter: Some(cri::ContainerFilter {
+                pod_sandbox_id: pod_id.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert_eq!(listed.len(), 2);
+
+    node.remove_pod(&pod_id).await;
+    node.assert_no_leaks();
+}
+
+#[tokio::test]
+async fn a_second_start_of_an_image_reuses_its_compiled_code() {
+    let node = Node::start().await;
+    let module = wasm::c_program("echo", wasm::ECHO_C).unwrap();
+    let image = node
+        .push_and_pull(
+            &wasm::rootfs_image(&module, "/echo.wasm"),
+            "wasm/echo:cache",
+        )
+        .await;
+    let cache = node.node_dir().join("data/agent/wasm-cache");
+    let cached = || -> HashMap<std::path::PathBuf, std::time::SystemTime> {
+        std::fs::read_dir(&cache)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let pod = node.pod("wasm-cache");
+    let pod_id = node.run_pod_with(pod.clone(), "wasmtime").await;
+    let first = node
+        .run_container(&pod_id, &pod, wasm_container("first", &image))
+        .await;
+    assert_eq!(wait_exited(&node, &first).await.exit_code, 0);
+    let after_first = cached();
+    assert_eq!(after_first.len(), 1, "{after_first:?}");
+
+    let second = node
+        .run_container(&pod_id, &pod, wasm_container("second", &image))
+        .await;
+    assert_eq!(wait_exited(&node, &second).await.exit_code, 0);
+    assert_eq!(cached(), after_first, "the second start compiled again");
+
+    node.remove_pod(&pod_id).await;
+    node.assert_no_leaks();
+}
+
+#[tokio::test]
+async fn the_readme_example_imports_from_the_air_gap_dir_and_runs() {
+    let mut node = Node::start().await;
+    let airgap = node.node_dir().join("data/agent/images");
+    std::fs::create_dir_all(&airgap).unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm/build-image.sh");
+    let built = std::process::Command::new(&script)
+        .arg("example.local/hello-wasm:e2e")
+        .arg(airgap.join("hello-wasm.tar"))
+        .output()
+        .unwrap();
+    crate::ok(built);
+    // The air-gap directory is read when the runtime starts.
+    node.restart_after_kill().await;
+
+    let pod = node.pod("wasm-example");
+    let pod_id = node.run_pod_with(pod.clone(), "wasmtime").await;
+    let mut config = wasm_container("hello", "example.local/hello-wasm:e2e");
+    config.args = vec!["from".into(), "a pod".into()];
+    let ctr = node.run_container(&pod_id, &pod, config).await;
+    let status = node
+        .wait_for(&ctr, |s| {
+            log_lines(s).iter().any(|l| l == "stdout F tick 0")
+        })
+        .await;
+    let lines = log_lines(&status);
+    assert_eq!(status.state, RUNNING, "{lines:?}");
+    for expected in [
+        "stdout F hello from wasm, skiff!",
+        "stdout F argument 1: from",
+        "stdout F argument 2: a pod",
+    ] {
+        assert!(lines.iter().any(|l| l == expected), "{expected}: {lines:?}");
+    }
+
+    // The guest sleeps in a host call: stop still ends it promptly.
+    let started = Instant::now();
+    node.cri
+        .runtime
+        .clone()
+        .stop_container(cri::StopContainerRequest {
+            container_id: ctr.clone(),
+            timeout: 30,
+        })
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(node.status(&ctr).await.state, EXITED);
+
+    node.remove_pod(&pod_id).await;
+    node.assert_no_leaks();
+}
