@@ -217,6 +217,24 @@ async fn a_spinning_guest_is_interrupted_by_stop_within_the_grace_period() {
         .await;
     assert_eq!(status.state, RUNNING);
 
+    // Stats come from the container's cgroup, as for any container.
+    let stats = node
+        .cri
+        .runtime
+        .clone()
+        .container_stats(cri::ContainerStatsRequest {
+            container_id: ctr.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    let memory = stats.memory.unwrap().working_set_bytes.unwrap().value;
+    assert!(memory > 0, "{stats:?}");
+    let cpu = stats.cpu.unwrap().usage_core_nano_seconds.unwrap().value;
+    assert!(cpu > 0, "{stats:?}");
+
     let started = Instant::now();
     node.cri
         .runtime
