@@ -471,3 +471,61 @@ async fn the_readme_example_imports_from_the_air_gap_dir_and_runs() {
     node.remove_pod(&pod_id).await;
     node.assert_no_leaks();
 }
+
+#[tokio::test]
+async fn crictl_drives_wasm_pods_like_any_other() {
+    let node = Node::start().await;
+    let image = wasm::artifact_image(&wasm::wat(wasm::HELLO_WAT).unwrap(), media_type::WASM_LAYER);
+    let image = node.push_and_pull(&image, "wasm/hello:crictl").await;
+    let runtime = node.runtime.as_ref().unwrap();
+    let crictl = |args: &[&str]| crate::ok(runtime.crictl(args).unwrap());
+
+    let info = crictl(&["info"]);
+    assert!(info.contains("wasmtime"), "{info}");
+    let dir = node.dir.path();
+    let logs = node.logs_dir().join("crictl-wasm");
+    std::fs::write(
+        dir.join("pod.json"),
+        serde_json::json!({
+            "metadata": {"name": "crictl-wasm", "namespace": "default", "uid": "crictl-wasm-1"},
+            "log_directory": logs,
+            "linux": {"cgroup_parent": format!("/{}/crictl-wasm", node.lease.bridge())},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("ctr.json"),
+        serde_json::json!({
+            "metadata": {"name": "hello"},
+            "image": {"image": image},
+            "log_path": "hello.log",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let pod_json = dir.join("pod.json").display().to_string();
+    let ctr_json = dir.join("ctr.json").display().to_string();
+    let pod_id = crictl(&["runp", "--runtime", "wasmtime", &pod_json])
+        .trim()
+        .to_string();
+    let inspect = crictl(&["inspectp", &pod_id]);
+    assert!(
+        inspect.contains("\"runtimeHandler\": \"wasmtime\""),
+        "{inspect}"
+    );
+    let ctr = crictl(&["create", &pod_id, &ctr_json, &pod_json])
+        .trim()
+        .to_string();
+    crictl(&["start", &ctr]);
+    let status = wait_exited(&node, &ctr).await;
+    assert_eq!(status.exit_code, 0);
+    assert_eq!(crictl(&["logs", &ctr]), "hello from wasm\n");
+    let listed = crictl(&["ps", "-a", "-q", "--pod", &pod_id]);
+    assert_eq!(listed.trim(), ctr);
+    let inspect = crictl(&["inspect", &ctr]);
+    assert!(inspect.contains("\"engine\": \"wasm\""), "{inspect}");
+    crictl(&["stopp", &pod_id]);
+    crictl(&["rmp", &pod_id]);
+    node.assert_no_leaks();
+}
