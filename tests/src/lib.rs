@@ -42,6 +42,7 @@ pub mod oci;
 pub mod registry;
 pub mod skiff;
 pub mod wasm;
+pub mod wasm_http;
 
 pub use child::GuardedChild;
 pub use error::{HarnessError, Result};

@@ -11,3 +11,4 @@ mod namespaces;
 mod oom;
 mod survival;
 mod wasm;
+mod wasm_http;

@@ -12,7 +12,7 @@ use crate::node::{Node, shim_processes};
 const RUNNING: i32 = cri::ContainerState::ContainerRunning as i32;
 const EXITED: i32 = cri::ContainerState::ContainerExited as i32;
 
-fn http_get(address: &str) -> String {
+pub(crate) fn http_get(address: &str) -> String {
     let mut stream =
         std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connect {address}: {e}"));
@@ -27,7 +27,7 @@ fn http_get(address: &str) -> String {
     body
 }
 
-async fn wait_http(address: &str) -> String {
+pub(crate) async fn wait_http(address: &str) -> String {
     for _ in 0..100 {
         if let Ok(mut stream) = std::net::TcpStream::connect_timeout(
             &address.parse().unwrap(),

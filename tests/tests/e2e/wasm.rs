@@ -11,6 +11,7 @@ use skiff_tests::oci::media_type;
 use skiff_tests::wasm;
 
 use crate::node::Node;
+use crate::runtime_pods::wait_http;
 
 const RUNNING: i32 = cri::ContainerState::ContainerRunning as i32;
 const EXITED: i32 = cri::ContainerState::ContainerExited as i32;
@@ -527,5 +528,69 @@ async fn crictl_drives_wasm_pods_like_any_other() {
     assert!(inspect.contains("\"engine\": \"wasm\""), "{inspect}");
     crictl(&["stopp", &pod_id]);
     crictl(&["rmp", &pod_id]);
+    node.assert_no_leaks();
+}
+
+#[tokio::test]
+async fn a_wasi_http_component_serves_the_pod_ip_a_host_port_and_its_neighbours() {
+    let node = Node::start().await;
+    let component = skiff_tests::wasm_http::hello_http_component().unwrap();
+    let image = wasm::artifact_image(&component, media_type::WASM_COMPONENT_LAYER);
+    let image = node.push_and_pull(&image, "wasm/http:v1").await;
+
+    let mut pod = node.pod("wasm-http");
+    let host_port = 30000 + (node.lease.bridge()[3..].parse::<u16>().unwrap() % 10000);
+    pod.port_mappings = vec![cri::PortMapping {
+        protocol: cri::Protocol::Tcp as i32,
+        container_port: 8080,
+        host_port: host_port as i32,
+        host_ip: String::new(),
+    }];
+    let pod_id = node.run_pod_with(pod.clone(), "wasmtime").await;
+    let server = node
+        .run_container(&pod_id, &pod, wasm_container("server", &image))
+        .await;
+    let ip = node.pod_ip(&pod_id).await;
+    let body = |response: String| {
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or(response)
+    };
+    let hello = skiff_tests::wasm_http::HELLO_HTTP_BODY;
+    assert_eq!(body(wait_http(&format!("{ip}:8080")).await), hello);
+    assert_eq!(
+        body(wait_http(&format!("127.0.0.1:{host_port}")).await),
+        hello
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            body(crate::runtime_pods::http_get(&format!("{ip}:8080"))),
+            hello
+        );
+    }
+
+    // A Linux container in the same pod reaches it on localhost.
+    let client = node
+        .run_container(&pod_id, &pod, node.container("client", "sleep 3600"))
+        .await;
+    node.wait_for(&client, |s| s.state == RUNNING).await;
+    let out = node
+        .exec(&client, &["wget", "-qO-", "http://127.0.0.1:8080/"])
+        .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), hello, "{out:?}");
+
+    let status = node.status(&server).await;
+    assert_eq!(status.state, RUNNING);
+    let lines = log_lines(&status);
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.contains(skiff_tests::wasm_http::HELLO_HTTP_LOG_LINE))
+            .count()
+            >= 8,
+        "{lines:?}"
+    );
+    node.remove_pod(&pod_id).await;
     node.assert_no_leaks();
 }

@@ -19,6 +19,10 @@ pub const FUNCTION_ANNOTATION: &str = "io.skiff.wasm.function";
 pub const IMAGE_ANNOTATION: &str = "io.skiff.wasm.image";
 /// Where compiled code is cached.
 pub const CACHE_DIR_ANNOTATION: &str = "io.skiff.wasm.cache-dir";
+/// The TCP port a `wasi:http` component is served on.
+pub const PORT_ANNOTATION: &str = "io.skiff.wasm.port";
+/// The port without the annotation (the runtime's default too).
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
 
 /// Whether a bundle's annotations ask for the Wasm engine.
 pub fn wants_wasm(annotations: Option<&HashMap<String, String>>) -> bool {
@@ -93,6 +97,8 @@ pub struct WasmBundle {
     pub resources: Option<LinuxResources>,
     /// The guest's memory limit in bytes (`linux.resources.memory.limit`).
     pub memory_limit: Option<u64>,
+    /// Where a `wasi:http` component is served.
+    pub http_port: u16,
 }
 
 impl WasmBundle {
@@ -171,6 +177,14 @@ impl WasmBundle {
             .and_then(|m| m.limit())
             .and_then(|limit| u64::try_from(limit).ok())
             .filter(|limit| *limit > 0);
+        let http_port = match annotations.get(PORT_ANNOTATION) {
+            None => DEFAULT_HTTP_PORT,
+            Some(port) => port
+                .parse::<u16>()
+                .ok()
+                .filter(|port| *port != 0)
+                .ok_or_else(|| format!("{PORT_ANNOTATION}: {port:?} is not a TCP port"))?,
+        };
         Ok(WasmBundle {
             rootfs,
             module,
@@ -192,6 +206,7 @@ impl WasmBundle {
             cgroup: linux.and_then(|l| l.cgroups_path().clone()),
             resources,
             memory_limit,
+            http_port,
         })
     }
 }
@@ -287,7 +302,8 @@ mod tests {
                 "io.skiff.engine": "wasm",
                 "io.skiff.wasm.module": "/hello.wasm",
                 "io.skiff.wasm.image": "sha256:abc",
-                "io.skiff.wasm.cache-dir": "/var/lib/skiff/wasm-cache"
+                "io.skiff.wasm.cache-dir": "/var/lib/skiff/wasm-cache",
+                "io.skiff.wasm.port": "3000"
             }
         }));
         assert!(wants_wasm(spec.annotations().as_ref()));
@@ -345,6 +361,7 @@ mod tests {
         );
         assert_eq!(bundle.cgroup.as_deref(), Some(Path::new("/pod/c1")));
         assert_eq!(bundle.memory_limit, Some(64 << 20));
+        assert_eq!(bundle.http_port, 3000);
     }
 
     #[test]
@@ -360,7 +377,22 @@ mod tests {
         assert_eq!(bundle.function.as_deref(), Some("serve"));
         assert_eq!(bundle.args, ["app/main.wasm", "x"]);
         assert_eq!(bundle.memory_limit, None);
+        assert_eq!(bundle.http_port, DEFAULT_HTTP_PORT);
         assert!(!bundle.preopens[0].read_only);
+    }
+
+    #[test]
+    fn a_bad_port_is_refused() {
+        for port in ["0", "65536", "http"] {
+            let spec = spec(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "root": {"path": "/r"},
+                "process": {"args": ["/m.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+                "annotations": {"io.skiff.wasm.port": port}
+            }));
+            let err = WasmBundle::from_spec(&spec, Path::new("/b")).unwrap_err();
+            assert!(err.contains("is not a TCP port"), "{err}");
+        }
     }
 
     #[test]

@@ -172,6 +172,7 @@ fn set_up(plan: &ChildPlan<'_>, keep: &[RawFd]) -> Result<Ready, SetupError> {
         preopens: bundle.preopens.clone(),
         memory_limit: bundle.memory_limit,
         function: bundle.function.clone(),
+        http_port: bundle.http_port,
     };
     let report = Report::Ready {
         cache: loaded.outcome.as_str().to_owned(),

@@ -1,7 +1,8 @@
 //! The guest in wasmtime: the engine's configuration, a store with WASI
 //! (preview 1 for core modules, preview 2 for components) prepared before
 //! the container starts, and the run that turns the guest's end into an
-//! exit code.
+//! exit code. A component exporting `wasi:http/incoming-handler` and not
+//! `wasi:cli/run` is a server instead (see `http`).
 //!
 //! Exit codes follow the wasmtime CLI and the kernel's conventions:
 //! `proc_exit(n)` (or `wasi:cli/exit`) gives `n`, returning from `_start`
@@ -19,6 +20,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, Wasi
 
 use super::bundle::Preopen;
 use super::cache::Compiled;
+use super::http::{self, HttpServer};
 use super::limits::GuestLimiter;
 
 /// The exit code of a trap (SIGABRT's, as the wasmtime CLI reports it).
@@ -56,6 +58,8 @@ pub struct GuestSpec {
     pub memory_limit: Option<u64>,
     /// The export to call instead of the default.
     pub function: Option<String>,
+    /// The TCP port a `wasi:http` component is served on.
+    pub http_port: u16,
 }
 
 /// How a guest ended.
@@ -136,6 +140,8 @@ pub enum Prepared {
         /// Its linked component.
         pre: CommandPre<ComponentState>,
     },
+    /// A `wasi:http/proxy` component, served over HTTP.
+    Http(HttpServer),
     /// A component calling a named function.
     ComponentFunction {
         /// Its store.
@@ -148,15 +154,17 @@ pub enum Prepared {
 }
 
 /// The WASI context: argv, env, stdio inherited from fds 0-2, preopens,
-/// the pod network.
-fn wasi_builder(spec: &GuestSpec) -> Result<WasiCtxBuilder, String> {
+/// the pod network (the guest is in the pod's network namespace: any
+/// address, TCP, UDP and name lookups).
+pub(super) fn wasi_builder(spec: &GuestSpec) -> Result<WasiCtxBuilder, String> {
     let mut builder = WasiCtxBuilder::new();
     builder
         .args(&spec.args)
         .envs(&spec.env)
         .inherit_stdio()
-        .allow_blocking_current_thread(true)
         .inherit_network()
+        .allow_tcp(true)
+        .allow_udp(true)
         .allow_ip_name_lookup(true);
     if !spec.cwd.is_empty() {
         builder.initial_cwd(&spec.cwd);
@@ -180,7 +188,8 @@ fn wasi_builder(spec: &GuestSpec) -> Result<WasiCtxBuilder, String> {
     Ok(builder)
 }
 
-fn new_store<T: 'static>(engine: &Engine, data: T) -> Store<T> {
+/// A store that the next epoch increment (a SIGTERM) interrupts.
+pub(super) fn new_store<T: 'static>(engine: &Engine, data: T) -> Store<T> {
     let mut store = Store::new(engine, data);
     // One tick: the first epoch increment (a SIGTERM) interrupts the guest.
     store.set_epoch_deadline(1);
@@ -190,8 +199,16 @@ fn new_store<T: 'static>(engine: &Engine, data: T) -> Store<T> {
 
 /// Links the guest and makes its store: everything but running it.
 pub fn prepare(engine: &Engine, compiled: Compiled, spec: &GuestSpec) -> Result<Prepared, String> {
+    if let Compiled::Component(component) = &compiled
+        && spec.function.is_none()
+        && http::is_proxy(engine, component)
+    {
+        return HttpServer::new(engine, component, spec).map(Prepared::Http);
+    }
     let limits = GuestLimiter::new(spec.memory_limit);
     let mut wasi = wasi_builder(spec)?;
+    // The guest is the process's one thread of work: WASI may block it.
+    wasi.allow_blocking_current_thread(true);
     match compiled {
         Compiled::Module(module) => {
             let function = spec.function.clone().unwrap_or_else(|| START.to_owned());
@@ -294,6 +311,7 @@ impl Prepared {
                 });
                 Outcome::of(result, store.data().limits.exceeded())
             }
+            Prepared::Http(server) => server.run(),
             Prepared::ComponentFunction {
                 mut store,
                 pre,

@@ -8,7 +8,10 @@
 //! at its next loop header or function entry, and the child exits with
 //! 128 + signal. A guest blocked in a host call never reaches such a check:
 //! after [`GRACE`] the watcher ends the process itself, with the same code.
+//! A guest that is a server (see `http`) also registers a hook, so that it
+//! stops accepting instead of starting fresh, uninterruptible stores.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -22,6 +25,8 @@ pub const GRACE: Duration = Duration::from_millis(200);
 static RUNNING: AtomicBool = AtomicBool::new(false);
 /// The termination signal received, 0 for none.
 static REQUESTED: AtomicI32 = AtomicI32::new(0);
+/// What else an interruption of a running guest does.
+static HOOK: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
 
 fn termination_signals() -> SigSet {
     let mut set = SigSet::empty();
@@ -52,6 +57,9 @@ pub fn watch(engine: Engine) -> std::io::Result<()> {
             REQUESTED.store(signal, Ordering::SeqCst);
             if RUNNING.load(Ordering::SeqCst) {
                 engine.increment_epoch();
+                if let Some(hook) = HOOK.get() {
+                    hook();
+                }
                 std::thread::sleep(GRACE);
             }
             // SAFETY: ends the process without running anything of the
@@ -64,6 +72,13 @@ pub fn watch(engine: Engine) -> std::io::Result<()> {
 /// Marks the guest as running: from now on a signal interrupts it.
 pub fn set_running() {
     RUNNING.store(true, Ordering::SeqCst);
+}
+
+/// Registers `hook`, run by the watcher right after it interrupts a
+/// running guest (once: a later hook is ignored). A signal may come before
+/// the hook is registered: check [`requested`] after registering.
+pub fn on_interrupt(hook: impl Fn() + Send + Sync + 'static) {
+    let _ = HOOK.set(Box::new(hook));
 }
 
 /// The termination signal received, if any.

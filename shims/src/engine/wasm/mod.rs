@@ -12,6 +12,7 @@
 //! - `bundle`: config.json and the runtime's annotations, read into a `WasmBundle`.
 //! - `child`: the forked child: stdio, signals, namespaces, cgroup, user, then the guest.
 //! - `guest`: wasmtime and WASI: linking, running, exit codes.
+//! - `http`: `wasi:http/proxy` components served over HTTP/1.1 on the pod's network.
 //! - `cache`: the on-disk compile cache.
 //! - `limits`: the memory limit and the OOM marker.
 //! - `interrupt`: SIGTERM as an epoch interruption.
@@ -21,6 +22,7 @@ pub(crate) mod bundle;
 mod cache;
 mod child;
 mod guest;
+mod http;
 mod interrupt;
 mod limits;
 mod report;
