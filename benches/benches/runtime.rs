@@ -36,12 +36,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use k8s_cri::v1 as cri;
-use skiff_benches::{pss_kib, rss_anon_kib, rss_kib};
+use skiff_benches::cleanup::Signals;
+use skiff_benches::{Usage, usage};
 use skiff_tests::cri::Cri;
 use skiff_tests::fixtures::Busybox;
 use skiff_tests::oci::{Compression, ImageBuilder, LayerBuilder};
 use skiff_tests::{Fixture, NetworkLease, RuntimeOptions, SkiffRuntime, TestRegistries};
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use containerd::{Containerd, Setup};
 use pods::{Mode, PodTemplate, remove_pod, start_pod, starts};
@@ -64,7 +64,7 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 const PAUSE_IMAGE: &str = "skiff-bench/pause:3.9";
 
 fn main() -> anyhow::Result<()> {
-    let _lock = sweep::BenchLock::acquire()?;
+    let _lock = sweep::lock()?;
     let stale = sweep::stale_work_dirs();
     let killed = sweep::sweep(&stale);
     if !stale.is_empty() || killed > 0 {
@@ -160,31 +160,6 @@ async fn bench(regs: &TestRegistries, work: &Path, subjects: &mut Subjects) -> a
     }
     report::summary(&results, subjects.skipped.as_deref());
     Ok(())
-}
-
-/// SIGINT, SIGTERM and SIGHUP, so that an interrupted run still cleans up.
-struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-    hangup: Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-            hangup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.hangup.recv() => "SIGHUP",
-        }
-    }
 }
 
 /// The runtimes under test; containerd may be missing (with the reason).
@@ -466,22 +441,6 @@ async fn wait_network_ready(cri: &Cri, containerd: &Containerd) -> anyhow::Resul
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Memory of one process, in KiB (zero when it is gone).
-#[derive(Debug, Default, Clone, Copy)]
-struct Usage {
-    rss: u64,
-    pss: u64,
-    anon: u64,
-}
-
-fn usage(pid: u32) -> Usage {
-    Usage {
-        rss: rss_kib(pid).unwrap_or(0),
-        pss: pss_kib(pid).unwrap_or(0),
-        anon: rss_anon_kib(pid).unwrap_or(0),
     }
 }
 

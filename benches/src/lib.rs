@@ -8,7 +8,14 @@
 //!
 //! - [`Samples`]: durations collected by a benchmark, with median and p95.
 //! - [`cpu_time`]: CPU used by this process, to tell CPU-bound from disk-bound.
-//! - [`rss_kib`], [`rss_anon_kib`], [`pss_kib`]: memory of a process, from `/proc`.
+//! - [`rss_kib`], [`rss_anon_kib`], [`pss_kib`]: memory of a process, from `/proc`;
+//!   [`usage`] all three at once as a [`Usage`].
+//! - [`cri`]: CRI calls the node benchmarks share.
+//! - [`cleanup`]: the lock, sweep and signal handling of node benchmarks,
+//!   which leave shims and containers behind when they are killed.
+
+pub mod cleanup;
+pub mod cri;
 
 use std::time::Duration;
 
@@ -100,6 +107,44 @@ pub fn rss_anon_kib(pid: u32) -> Option<u64> {
 /// Proportional set size of process `pid`, in KiB.
 pub fn pss_kib(pid: u32) -> Option<u64> {
     status_field(pid, "smaps_rollup", "Pss:")
+}
+
+/// Memory of one process, in KiB (zero when it is gone).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Resident set size.
+    pub rss: u64,
+    /// Proportional set size.
+    pub pss: u64,
+    /// Anonymous resident memory.
+    pub anon: u64,
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            rss: self.rss + other.rss,
+            pss: self.pss + other.pss,
+            anon: self.anon + other.anon,
+        }
+    }
+}
+
+impl std::iter::Sum for Usage {
+    fn sum<I: Iterator<Item = Usage>>(iter: I) -> Usage {
+        iter.fold(Usage::default(), |a, b| a + b)
+    }
+}
+
+/// RSS, PSS and anonymous RSS of process `pid`.
+pub fn usage(pid: u32) -> Usage {
+    Usage {
+        rss: rss_kib(pid).unwrap_or(0),
+        pss: pss_kib(pid).unwrap_or(0),
+        anon: rss_anon_kib(pid).unwrap_or(0),
+    }
 }
 
 #[cfg(test)]

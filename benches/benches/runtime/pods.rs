@@ -11,7 +11,9 @@ use skiff_benches::Samples;
 use skiff_tests::cri::Cri;
 use tokio::task::JoinSet;
 
-use super::{CLEANUP_TIMEOUT, PARALLEL, ROUNDS, SEQUENTIAL, Subject, WARMUP, sweep};
+pub use skiff_benches::cri::remove_pod;
+
+use super::{PARALLEL, ROUNDS, SEQUENTIAL, Subject, WARMUP, sweep};
 
 /// Pod and container configs as kubelet sends them, per runtime.
 #[derive(Clone)]
@@ -253,29 +255,4 @@ pub async fn start_pod(
         running: t0.elapsed(),
     };
     Ok((pod_id, times))
-}
-
-/// StopPodSandbox + RemovePodSandbox; returns how long they took.
-pub async fn remove_pod(cri: &Cri, id: &str) -> anyhow::Result<Duration> {
-    let mut rt = cri.runtime.clone();
-    let started = Instant::now();
-    tokio::time::timeout(
-        CLEANUP_TIMEOUT,
-        rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: id.into(),
-        }),
-    )
-    .await
-    .with_context(|| format!("StopPodSandbox {id} timed out"))?
-    .with_context(|| format!("StopPodSandbox {id}"))?;
-    tokio::time::timeout(
-        CLEANUP_TIMEOUT,
-        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-            pod_sandbox_id: id.into(),
-        }),
-    )
-    .await
-    .with_context(|| format!("RemovePodSandbox {id} timed out"))?
-    .with_context(|| format!("RemovePodSandbox {id}"))?;
-    Ok(started.elapsed())
 }
