@@ -100,7 +100,11 @@ impl<T: Record> RecordStore<T> {
     /// Writes `record`, replacing any earlier version.
     pub fn put(&self, record: &T) -> Result<(), StoreError> {
         let path = self.path(record.id());
-        let tmp = path.with_extension("tmp");
+        // A temporary name of its own per write: two writers of one record
+        // never share (and rename away) each other's file.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
         let io_err = |op, path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { op, path, source }

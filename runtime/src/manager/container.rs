@@ -257,15 +257,21 @@ impl Runtime {
         }
         match self.shim(&record.sandbox_id)?.start(&id).await {
             Ok((pid, started_at)) => {
+                // The exit may already be recorded (a process that ends at
+                // once): then it stays Exited and its events were sent.
+                let mut first = false;
                 let record = self.update_container(&id, |r| {
                     r.pid = Some(pid as u32);
                     r.started_at = started_at;
                     if r.state == ContainerState::Created {
                         r.state = ContainerState::Running;
+                        first = true;
                     }
                 })?;
                 tracing::info!(container = %id, pid, "container started");
-                self.emit(&record, cri::ContainerEventType::ContainerStartedEvent);
+                if first {
+                    self.emit(&record, cri::ContainerEventType::ContainerStartedEvent);
+                }
                 Ok(())
             }
             Err(err) => {

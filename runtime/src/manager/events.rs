@@ -104,8 +104,12 @@ impl Runtime {
         oom_killed: bool,
         message: Option<String>,
     ) {
+        let mut never_started = false;
         let changed = self.change_if(id, |r| {
             (r.state != ContainerState::Exited).then(|| {
+                // Exited before StartContainer recorded the start: it
+                // did start, and subscribers see that first.
+                never_started = r.state == ContainerState::Created;
                 r.set_exited(exit_code, finished_at, oom_killed);
                 if let Some(message) = &message {
                     r.message = message.clone();
@@ -115,6 +119,9 @@ impl Runtime {
         if let Some(record) = changed {
             tracing::info!(container = %id, exit_code, reason = %record.reason, "container exited");
             self.inner.exits.notify_waiters();
+            if never_started {
+                self.emit(&record, cri::ContainerEventType::ContainerStartedEvent);
+            }
             self.emit(&record, cri::ContainerEventType::ContainerStoppedEvent);
         }
     }
@@ -125,12 +132,13 @@ impl Runtime {
         id: &str,
         change: impl FnOnce(&mut ContainerRecord) -> Option<()>,
     ) -> Option<ContainerRecord> {
-        let mut record = self.container(id).ok()?;
-        change(&mut record)?;
-        if let Err(err) = self.save_container(record.clone()) {
-            tracing::error!(container = %id, error = %err, "cannot save container record");
+        match self.change_container(id, change) {
+            Ok(changed) => changed,
+            Err(err) => {
+                tracing::error!(container = %id, error = %err, "cannot save container record");
+                None
+            }
         }
-        Some(record)
     }
 
     /// Asks the shim for one container's state (when an event may be lost).

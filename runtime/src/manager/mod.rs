@@ -205,15 +205,41 @@ impl Runtime {
     }
 
     /// Applies `change` to container `id`'s record and saves it.
+    ///
+    /// Read, change and write happen under the state lock, so a concurrent
+    /// change (an exit event racing StartContainer) is never overwritten
+    /// with a stale copy.
     fn update_container(
         &self,
         id: &str,
         change: impl FnOnce(&mut ContainerRecord),
     ) -> Result<ContainerRecord, RuntimeError> {
-        let mut record = self.container(id)?;
-        change(&mut record);
-        self.save_container(record.clone())?;
-        Ok(record)
+        self.change_container(id, |record| {
+            change(record);
+            Some(())
+        })?
+        .ok_or_else(|| RuntimeError::container_not_found(id))
+    }
+
+    /// Applies `change` to container `id`'s record under the state lock and
+    /// saves it when `change` says so (`Some`); `Ok(None)` when it did not.
+    fn change_container(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ContainerRecord) -> Option<()>,
+    ) -> Result<Option<ContainerRecord>, RuntimeError> {
+        let mut state = self.state();
+        let mut record = state
+            .containers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RuntimeError::container_not_found(id))?;
+        if change(&mut record).is_none() {
+            return Ok(None);
+        }
+        self.inner.container_store.put(&record)?;
+        state.containers.insert(record.id.clone(), record.clone());
+        Ok(Some(record))
     }
 
     fn shim(&self, sandbox_id: &str) -> Result<ShimClient, RuntimeError> {
