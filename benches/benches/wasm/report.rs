@@ -205,7 +205,7 @@ pub fn summary(results: &Results) {
             mb(total.pss) / pods as f64
         );
     }
-    println!("wasi:http serving is not built yet; requests/s not measured");
+    println!("requests/s to a wasi:http component: not measured by this bench yet");
     println!();
     println!("{}", load_average());
     println!();
@@ -239,9 +239,7 @@ pub fn summary(results: &Results) {
             mb(total.pss)
         );
     }
-    println!(
-        "  requests/s to a wasi:http component: not measured (wasi:http serving is not built yet)"
-    );
+    println!("  requests/s to a wasi:http component: not measured by this bench yet");
 }
 
 fn per_process(what: &str, usages: &[Usage]) {
