@@ -25,7 +25,10 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, Process, Spec};
 
 use super::clamp::{HostLimits, clamp_process, own_oom_score_adj, set_own_oom_score_adj};
-use super::{ChildStdio, CreateSpec, Engine, EngineError, ExecSpec, Spawned};
+use super::{
+    ChildStdio, CreateSpec, Engine, EngineError, ExecSpec, Spawned, kill_cgroup_procs, open_fds,
+    send_signal,
+};
 use crate::cgroups::{CgroupFs, CgroupProbe};
 use crate::fdpass::recv_with_fds;
 use crate::protocol::{ErrorKind, ExecProcess};
@@ -305,20 +308,11 @@ impl Engine for Libcontainer {
         let Some(cgroup) = self.containers.get(id).and_then(|m| m.cgroup.as_deref()) else {
             return;
         };
-        for pid in self.probe.procs(cgroup) {
-            tracing::debug!(container_id = id, %pid, "killing a process left behind");
-            let _ = kill(pid, Signal::SIGKILL);
-        }
+        kill_cgroup_procs(&self.probe, cgroup, id);
     }
 
     fn signal(&self, pid: Pid, signal: i32) -> Result<(), EngineError> {
-        let errno = |errno| EngineError::Signal {
-            pid: pid.as_raw(),
-            signal,
-            errno,
-        };
-        let signal = Signal::try_from(signal).map_err(errno)?;
-        kill(pid, signal).map_err(errno)
+        send_signal(pid, signal)
     }
 }
 
@@ -377,17 +371,6 @@ fn rewrite_config(spec: &Spec, config: &Path) -> Result<(), EngineError> {
     })?;
     std::fs::rename(&tmp, config)
         .map_err(|err| EngineError::io(format!("replacing {}", config.display()), err))
-}
-
-/// The descriptors open in this process.
-fn open_fds() -> BTreeSet<RawFd> {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|dir| {
-            dir.flatten()
-                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Closes the sockets a failed libcontainer call left open: its channels

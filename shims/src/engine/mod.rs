@@ -8,15 +8,18 @@ mod dispatch;
 mod libcontainer;
 mod wasm;
 
-use std::os::fd::OwnedFd;
+use std::collections::BTreeSet;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
 pub use self::dispatch::Dispatch;
 pub use self::libcontainer::Libcontainer;
 pub use self::wasm::Wasm;
+use crate::cgroups::{CgroupFs, CgroupProbe};
 use crate::protocol::{ErrorKind, ExecProcess};
 
 /// The child's ends of a process's stdio pipes (all `None` with a pty).
@@ -186,4 +189,34 @@ impl EngineError {
             source,
         }
     }
+}
+
+/// Sends `signal` to `pid`, a process an engine started.
+pub(crate) fn send_signal(pid: Pid, signal: i32) -> Result<(), EngineError> {
+    let errno = |errno| EngineError::Signal {
+        pid: pid.as_raw(),
+        signal,
+        errno,
+    };
+    let signal = Signal::try_from(signal).map_err(errno)?;
+    kill(pid, signal).map_err(errno)
+}
+
+/// SIGKILLs every process still in container `id`'s cgroup.
+pub(crate) fn kill_cgroup_procs(probe: &CgroupFs, cgroup: &Path, id: &str) {
+    for pid in probe.procs(cgroup) {
+        tracing::debug!(container_id = id, %pid, "killing a process left behind");
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+}
+
+/// The descriptors open in this process.
+pub(crate) fn open_fds() -> BTreeSet<RawFd> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -29,7 +29,7 @@ use super::guest::{self, GuestSpec, Outcome};
 use super::interrupt;
 use super::limits::OomMarker;
 use super::report::Report;
-use crate::engine::ChildStdio;
+use crate::engine::{ChildStdio, open_fds};
 
 /// The descriptors that become the guest's 0, 1 and 2.
 #[derive(Debug)]
@@ -249,17 +249,6 @@ fn arrange_stdio(io: &ChildIo, keep: &[RawFd]) -> Result<(), SetupError> {
         }
     }
     Ok(())
-}
-
-/// The descriptors open in this process.
-fn open_fds() -> Vec<RawFd> {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|dir| {
-            dir.flatten()
-                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Joins the pod's network, IPC and UTS namespaces (or new ones).

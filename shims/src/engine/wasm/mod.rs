@@ -45,7 +45,9 @@ use oci_spec::runtime::LinuxResources;
 use self::bundle::WasmBundle;
 use self::child::{ChildIo, ChildPlan};
 use self::report::Report;
-use super::{ChildStdio, CreateSpec, Engine, EngineError, ExecSpec, Spawned};
+use super::{
+    ChildStdio, CreateSpec, Engine, EngineError, ExecSpec, Spawned, kill_cgroup_procs, send_signal,
+};
 use crate::cgroups::{CgroupFs, CgroupProbe};
 use crate::protocol::ErrorKind;
 use crate::unix::wait_readable;
@@ -294,20 +296,11 @@ impl Engine for Wasm {
         let Some(cgroup) = self.containers.get(id).and_then(|c| c.cgroup.as_deref()) else {
             return;
         };
-        for pid in self.probe.procs(cgroup) {
-            tracing::debug!(container_id = id, %pid, "killing a process left behind");
-            let _ = kill(pid, Signal::SIGKILL);
-        }
+        kill_cgroup_procs(&self.probe, cgroup, id);
     }
 
     fn signal(&self, pid: Pid, signal: i32) -> Result<(), EngineError> {
-        let errno = |errno| EngineError::Signal {
-            pid: pid.as_raw(),
-            signal,
-            errno,
-        };
-        let signal = Signal::try_from(signal).map_err(errno)?;
-        kill(pid, signal).map_err(errno)
+        send_signal(pid, signal)
     }
 }
 
