@@ -9,11 +9,13 @@
 //! nowhere, instead of into whatever file would reuse a closed number.
 
 use std::fs::File;
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use libcgroups::common::{CgroupConfig, CgroupManager, ControllerOpt, create_cgroup_manager};
 use nix::fcntl::{FcntlArg, OFlag, OpenHow, ResolveFlag, fcntl, openat2};
@@ -148,20 +150,38 @@ type Ready = (guest::Prepared, OomMarker, Report);
 /// Every step up to a guest waiting for start.
 fn set_up(plan: &ChildPlan<'_>, keep: &[RawFd]) -> Result<Ready, SetupError> {
     let bundle = plan.bundle;
+    let mut phases = Phases::new();
     reset_signals().map_err(|errno| internal(format!("resetting signals: {errno}")))?;
     arrange_stdio(&plan.io, keep)?;
     if let Some(adj) = bundle.oom_score_adj {
         // Best effort: without CAP_SYS_RESOURCE a lower value is refused.
         let _ = std::fs::write("/proc/self/oom_score_adj", adj.to_string());
     }
+    lean_threads();
     enter_namespaces(&bundle.namespaces)?;
-    if let Some(cgroup) = &bundle.cgroup {
-        join_cgroup(plan.id, cgroup, bundle)?;
-    }
-    let engine = guest::engine().map_err(internal)?;
-    interrupt::watch(engine.clone())
-        .map_err(|err| internal(format!("starting the interrupt thread: {err}")))?;
-    let loaded = load(&engine, bundle)?;
+    phases.mark("process");
+    // Joining a cgroup waits for the kernel (an RCU grace period, often
+    // milliseconds): it runs beside loading the code, and is done before
+    // anything of the guest's runs or the process drops its privileges.
+    let (engine, loaded) = std::thread::scope(|scope| {
+        let joining = bundle.cgroup.as_ref().map(|cgroup| {
+            std::thread::Builder::new()
+                .name("cgroup-join".into())
+                .stack_size(256 << 10)
+                .spawn_scoped(scope, move || join_cgroup(plan.id, cgroup, bundle))
+        });
+        let loading = load_code(bundle);
+        phases.mark("load");
+        let joined = match joining {
+            None => Ok(()),
+            Some(Ok(thread)) => thread
+                .join()
+                .unwrap_or_else(|_| Err(internal("joining the cgroup panicked".into()))),
+            Some(Err(err)) => Err(internal(format!("starting the cgroup thread: {err}"))),
+        };
+        phases.mark("cgroup-wait");
+        joined.and(loading)
+    })?;
     let marker = OomMarker::open(plan.state_dir)
         .map_err(|err| internal(format!("opening {}: {err}", plan.state_dir.display())))?;
     drop_privileges(&bundle.user)?;
@@ -174,12 +194,67 @@ fn set_up(plan: &ChildPlan<'_>, keep: &[RawFd]) -> Result<Ready, SetupError> {
         function: bundle.function.clone(),
         http_port: bundle.http_port,
     };
+    let prepared = guest::prepare(&engine, loaded.compiled, &spec).map_err(invalid)?;
+    if !matches!(prepared, guest::Prepared::Http(_)) {
+        // WASI's host calls run on a tokio runtime made on first use: make
+        // it now, so that starting the guest does not wait for it.
+        wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| ());
+    }
+    phases.mark("prepare");
     let report = Report::Ready {
         cache: loaded.outcome.as_str().to_owned(),
+        phases: phases.text,
         note: loaded.note,
     };
-    let prepared = guest::prepare(&engine, loaded.compiled, &spec).map_err(invalid)?;
     Ok((prepared, marker, report))
+}
+
+/// The engine (with its interrupt watcher) and the guest's code.
+fn load_code(bundle: &WasmBundle) -> Result<(wasmtime::Engine, Loaded), SetupError> {
+    let engine = guest::engine().map_err(internal)?;
+    interrupt::watch(engine.clone())
+        .map_err(|err| internal(format!("starting the interrupt thread: {err}")))?;
+    let loaded = load(&engine, bundle)?;
+    Ok((engine, loaded))
+}
+
+/// How long each setup step took, for the shim's log.
+struct Phases {
+    last: Instant,
+    text: String,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Phases {
+            last: Instant::now(),
+            text: String::new(),
+        }
+    }
+
+    /// Notes the time since the previous mark as step `name`.
+    fn mark(&mut self, name: &str) {
+        let now = Instant::now();
+        let ms = now.duration_since(self.last).as_secs_f64() * 1000.0;
+        if !self.text.is_empty() {
+            self.text.push(',');
+        }
+        let _ = write!(self.text, "{name}={ms:.2}ms");
+        self.last = now;
+    }
+}
+
+/// Keeps the guest's helper threads few and their memory shared: one tokio
+/// worker for WASI's host calls (a guest is one thread of work; a
+/// `wasi:http` server sizes its own runtime), and one malloc arena for all
+/// threads instead of one per thread. Call while the process has one thread.
+fn lean_threads() {
+    // SAFETY: the child has a single thread here, so nothing reads the
+    // environment concurrently; the variable is the process's, never the
+    // guest's (WASI gets the bundle's environment).
+    unsafe { std::env::set_var("TOKIO_WORKER_THREADS", "1") };
+    // SAFETY: mallopt only tunes the allocator.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
 }
 
 /// Writes a report on the ready pipe.

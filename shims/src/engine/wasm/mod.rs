@@ -173,8 +173,12 @@ impl Engine for Wasm {
         };
         drop((ready_w, start_r, io));
         match wait_report(ready_r) {
-            Some(Report::Ready { cache, note }) => {
-                tracing::info!(container_id = id, %pid, %cache, ?note, "wasm guest ready");
+            Some(Report::Ready {
+                cache,
+                phases,
+                note,
+            }) => {
+                tracing::info!(container_id = id, %pid, %cache, %phases, ?note, "wasm guest ready");
                 self.containers.insert(
                     id.to_owned(),
                     WasmContainer {

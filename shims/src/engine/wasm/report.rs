@@ -1,5 +1,5 @@
 //! What a Wasm container's child tells the shim on its ready pipe, once:
-//! `ok <cache outcome>[ <note>]` when the guest waits for start, or
+//! `ok <cache outcome> <phases>[ <note>]` when the guest waits for start, or
 //! `error <invalid|internal> <message>` when setting up failed.
 
 use crate::protocol::ErrorKind;
@@ -11,6 +11,9 @@ pub enum Report {
     Ready {
         /// `hit`, `compiled`, `replaced` or `uncached`.
         cache: String,
+        /// How long each setup step took, e.g. `cgroup=1.20ms,load=0.31ms`
+        /// (no spaces).
+        phases: String,
         /// Cache trouble worth a log line.
         note: Option<String>,
     },
@@ -27,11 +30,16 @@ impl Report {
     /// The line written on the pipe.
     pub fn encode(&self) -> String {
         match self {
-            Report::Ready { cache, note: None } => format!("ok {cache}"),
             Report::Ready {
                 cache,
+                phases,
+                note: None,
+            } => format!("ok {cache} {phases}"),
+            Report::Ready {
+                cache,
+                phases,
                 note: Some(note),
-            } => format!("ok {cache} {note}"),
+            } => format!("ok {cache} {phases} {note}"),
             Report::Failed { invalid, message } => {
                 let kind = if *invalid { "invalid" } else { "internal" };
                 format!("error {kind} {message}")
@@ -43,12 +51,13 @@ impl Report {
     pub fn parse(text: &str) -> Option<Report> {
         let text = text.trim_end();
         if let Some(rest) = text.strip_prefix("ok ") {
-            let (cache, note) = match rest.split_once(' ') {
-                Some((cache, note)) => (cache, Some(note.to_owned())),
-                None => (rest, None),
-            };
+            let mut parts = rest.splitn(3, ' ');
+            let cache = parts.next()?.to_owned();
+            let phases = parts.next().unwrap_or_default().to_owned();
+            let note = parts.next().map(str::to_owned);
             return Some(Report::Ready {
-                cache: cache.to_owned(),
+                cache,
+                phases,
                 note,
             });
         }
@@ -79,10 +88,12 @@ mod tests {
         for report in [
             Report::Ready {
                 cache: "hit".into(),
+                phases: "cgroup=1.20ms,load=0.31ms".into(),
                 note: None,
             },
             Report::Ready {
                 cache: "replaced".into(),
+                phases: "load=9.00ms".into(),
                 note: Some("/c/k.cwasm: bad header".into()),
             },
             Report::Failed {
