@@ -10,8 +10,10 @@
 //! 2. 100 idle Wasm pods at once (a guest sleeping in `poll_oneoff`): RSS
 //!    and PSS of the runtime, the shims and the guest processes (forked
 //!    children of the shims), in total and per pod;
-//! 3. requests/s to a wasi:http component: not measured until the shim
-//!    serves wasi:http.
+//! 3. requests/s to a wasi:http component: one pod serving a
+//!    `wasi:http/proxy` component on its pod IP, driven over HTTP/1.1
+//!    keep-alive connections (1 and 8 at once) for a fixed time after a
+//!    warm-up: requests/s, median and p95 latency per request, errors.
 //!
 //! It prints the figures and the targets. Nothing is left behind,
 //! even after an interrupted run (`skiff_benches::cleanup`).
@@ -24,6 +26,8 @@
 // A bench target's root resolves modules beside it, not in `wasm/`.
 #[path = "wasm/guests.rs"]
 mod guests;
+#[path = "wasm/http.rs"]
+mod http;
 #[path = "wasm/idle.rs"]
 mod idle;
 #[path = "wasm/node.rs"]
@@ -53,6 +57,11 @@ const SAMPLES: usize = 20;
 const IDLE_PODS: usize = 100;
 /// Time for processes to settle before reading their memory.
 const SETTLE: Duration = Duration::from_secs(3);
+/// Time the idle pods get before their memory is read: an idle pod's
+/// steady state comes after its start's transients, i.e. once WASI's tokio
+/// blocking threads (10 s keep-alive) have ended and the guests' trims
+/// (1 s and 10 s after start) have run.
+const IDLE_SETTLE: Duration = Duration::from_secs(12);
 /// Upper bound for any one CRI call while cleaning up.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -125,6 +134,9 @@ async fn bench(regs: &TestRegistries, work: &Path, slot: &mut Option<Node>) -> a
         report::starts(guest, &figures);
         results.starts.push((guest.clone(), figures));
     }
+    let figures = Box::pin(http::measure(node, &guests.http)).await?;
+    report::http(&guests.http, &figures);
+    results.http = Some(figures);
     let figures = Box::pin(idle::measure(node, &guests.sleeper, idle)).await?;
     report::idle(&figures);
     results.idle = Some(figures);

@@ -2,8 +2,8 @@
 //! the open test registry.
 
 use skiff_tests::TestRegistries;
-use skiff_tests::oci::media_type::WASM_LAYER;
-use skiff_tests::wasm;
+use skiff_tests::oci::media_type::{WASM_COMPONENT_LAYER, WASM_LAYER};
+use skiff_tests::{wasm, wasm_http};
 
 /// Prints "sleeping" once, then sleeps in `poll_oneoff` an hour at a time,
 /// forever: an idle guest.
@@ -51,12 +51,20 @@ pub struct Guests {
     pub echo: Guest,
     /// [`SLEEPER_WAT`]: prints "sleeping" and sleeps.
     pub sleeper: Guest,
+    /// `wasm_http::hello_http_component`: a `wasi:http/proxy` component
+    /// answering every request with status 200 and a short body.
+    pub http: Guest,
 }
 
 impl Guests {
     /// Every image, to pull.
-    pub fn images(&self) -> [&str; 3] {
-        [&self.hello.image, &self.echo.image, &self.sleeper.image]
+    pub fn images(&self) -> [&str; 4] {
+        [
+            &self.hello.image,
+            &self.echo.image,
+            &self.sleeper.image,
+            &self.http.image,
+        ]
     }
 }
 
@@ -65,6 +73,7 @@ pub fn push(regs: &TestRegistries) -> anyhow::Result<Guests> {
     let hello = wasm::wat(wasm::HELLO_WAT)?;
     let echo = wasm::c_program("echo", wasm::ECHO_C)?;
     let sleeper = wasm::wat(SLEEPER_WAT)?;
+    let http = wasm_http::hello_http_component()?;
     let push = |image: &skiff_tests::oci::Image, name: &str| -> anyhow::Result<String> {
         regs.open.push(image, name)?;
         Ok(regs.open.reference(name))
@@ -102,6 +111,17 @@ pub fn push(regs: &TestRegistries) -> anyhow::Result<Guests> {
             )?,
             module_bytes: sleeper.len(),
             first_line: "sleeping",
+        },
+        http: Guest {
+            name: "hello-http",
+            what: "wasi:http/proxy component (WAT), answers every request 200 with one \
+                   line (chunked), logs one line per request; component artifact image",
+            image: push(
+                &wasm::artifact_image(&http, WASM_COMPONENT_LAYER),
+                "bench-wasm/http:v1",
+            )?,
+            module_bytes: http.len(),
+            first_line: wasm_http::HELLO_HTTP_LOG_LINE,
         },
     })
 }

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use super::guests::Guest;
 use super::node::{self, Node};
-use super::{IDLE_PODS, SETTLE};
+use super::{IDLE_PODS, IDLE_SETTLE, SETTLE};
 
 /// Pods started (and removed) at once.
 pub const CONCURRENCY: usize = 8;
@@ -73,7 +73,7 @@ pub async fn measure(node: &Node, sleeper: &Guest, idle: Usage) -> anyhow::Resul
         .map_err(|_| anyhow::anyhow!("{IDLE_PODS} pods not running within {START_DEADLINE:?}"))
         .and_then(|r| r);
     if outcome.is_ok() {
-        tokio::time::sleep(SETTLE).await;
+        tokio::time::sleep(IDLE_SETTLE).await;
         read_memory(node, &mut figures);
     }
     let removed = remove_all(node, &mut figures).await;
@@ -175,6 +175,22 @@ fn read_memory(node: &Node, figures: &mut IdleFigures) {
     figures.guests = processes.guests.iter().map(|&pid| usage(pid)).collect();
     figures.cgroup_procs = cgroup_procs();
     figures.cgroup_charge = cgroup_charge();
+    // For finding where the memory goes: SKIFF_BENCH_SMAPS=<dir> keeps the
+    // smaps of the first shim and the first guest there.
+    if let Some(dir) = std::env::var_os("SKIFF_BENCH_SMAPS") {
+        let dir = std::path::PathBuf::from(dir);
+        let first = [
+            ("shim", processes.shims.first()),
+            ("guest", processes.guests.first()),
+        ];
+        for (name, pid) in first {
+            if let Some(pid) = pid
+                && let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
+            {
+                let _ = std::fs::write(dir.join(format!("{name}.smaps")), text);
+            }
+        }
+    }
 }
 
 /// Memory charged to the benchmark's cgroup root: the v1 memory

@@ -6,6 +6,7 @@ use std::time::Duration;
 use skiff_benches::{Samples, Usage};
 
 use super::guests::{Guest, Guests};
+use super::http::{self, HttpFigures, LoadFigures};
 use super::idle::{CONCURRENCY, IdleFigures};
 use super::node::{HANDLER, Node};
 use super::start::{EXIT_DEADLINE, GuestFigures, StartFigures};
@@ -23,6 +24,8 @@ const TARGET_IDLE_PODS_MB: f64 = 300.0;
 pub struct Results {
     /// Start latencies per guest.
     pub starts: Vec<(Guest, GuestFigures)>,
+    /// The wasi:http component under load.
+    pub http: Option<HttpFigures>,
     /// The idle pods.
     pub idle: Option<IdleFigures>,
 }
@@ -31,7 +34,7 @@ pub fn header(node: &Node, guests: &Guests, idle: Usage) {
     println!("== Wasm benchmark: Wasm containers through CRI, images cached ==");
     println!("runtime    {}", node.version);
     println!("pods       runtime handler {HANDLER:?}, own PID namespace, cgroupfs parent");
-    for guest in [&guests.hello, &guests.echo, &guests.sleeper] {
+    for guest in [&guests.hello, &guests.echo, &guests.sleeper, &guests.http] {
         println!(
             "{:<10} {} bytes: {}",
             guest.name, guest.module_bytes, guest.what
@@ -64,6 +67,17 @@ pub fn starts(guest: &Guest, f: &GuestFigures) {
         for (samples, name) in lines {
             println!("  {}", samples.report(name));
         }
+        let phases = &f.phases[usize::from(kind == "warm")];
+        if !phases.is_empty() {
+            let steps: Vec<String> = phases
+                .iter()
+                .map(|(name, ms)| format!("{name} {ms:.2} ms"))
+                .collect();
+            println!(
+                "  in the guest process before it reports ready (medians, from the shim log): {}",
+                steps.join(", ")
+            );
+        }
     }
     if !f.failed.is_empty() {
         println!(
@@ -90,6 +104,67 @@ pub fn starts(guest: &Guest, f: &GuestFigures) {
     println!();
 }
 
+pub fn http(guest: &Guest, f: &HttpFigures) {
+    println!(
+        "{} (wasi:http), one pod: HTTP/1.1 GETs with keep-alive to {} from this process, \
+         {} s warm-up + {} s measured per run:",
+        guest.name,
+        f.address,
+        http::WARMUP.as_secs_f64(),
+        http::DURATION.as_secs_f64()
+    );
+    println!(
+        "  CreateContainer call → first 200 response (compile cache cold): {}",
+        ms(f.first_response)
+    );
+    for run in &f.runs {
+        println!("  {}", load_line(run));
+        if let Some(err) = &run.first_error {
+            println!("    first error: {err}");
+        }
+        if run.connects > run.connections as u64 {
+            println!(
+                "    note: {} connections opened for {} clients (lost ones reopened)",
+                run.connects, run.connections
+            );
+        }
+    }
+    println!(
+        "  after the load: shim RSS {} / PSS {:.1} MiB, guest (serving) RSS {} / PSS {:.1} MiB",
+        mib(f.shim.rss),
+        f.shim.pss as f64 / 1024.0,
+        mib(f.guest.rss),
+        f.guest.pss as f64 / 1024.0
+    );
+    if f.processes != (1, 1) {
+        println!(
+            "  note: found {} shims and {} guests (1 each expected)",
+            f.processes.0, f.processes.1
+        );
+    }
+    println!(
+        "  (client and server share this machine's {} CPUs; every request also writes \
+         a line to the container's CRI log)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+}
+
+/// `C connections: N requests/s, latency median X, p95 Y (n requests), E errors`.
+fn load_line(run: &LoadFigures) -> String {
+    format!(
+        "{} connection{}: {:.0} requests/s, per request median {}, p95 {} ({} requests), \
+         {} errors",
+        run.connections,
+        if run.connections == 1 { "" } else { "s" },
+        run.per_second(),
+        latency(run.latency.median()),
+        latency(run.latency.p95()),
+        run.requests,
+        run.errors
+    )
+}
+
 pub fn idle(f: &IdleFigures) {
     println!("{IDLE_PODS} idle Wasm pods (one sleeping guest each):");
     println!(
@@ -104,7 +179,11 @@ pub fn idle(f: &IdleFigures) {
         ms(f.all_running)
     );
     println!("  runtime before the pods: {}", usage(f.runtime_idle));
-    println!("  runtime with the pods:   {}", usage(f.runtime));
+    println!(
+        "  runtime with the pods ({:.0} s after the last started): {}",
+        super::IDLE_SETTLE.as_secs_f64(),
+        usage(f.runtime)
+    );
     if f.shims.len() != f.pods || f.guests.len() != f.pods {
         println!(
             "  note: found {} shims and {} guests for {} pods",
@@ -205,7 +284,18 @@ pub fn summary(results: &Results) {
             mb(total.pss) / pods as f64
         );
     }
-    println!("requests/s to a wasi:http component: not measured by this bench yet");
+    match &results.http {
+        Some(f) => {
+            println!(
+                "requests/s to a wasi:http component (keep-alive, {} s per run):",
+                http::DURATION.as_secs_f64()
+            );
+            for run in &f.runs {
+                println!("  {}", load_line(run));
+            }
+        }
+        None => println!("requests/s to a wasi:http component: not measured (the run ended first)"),
+    }
     println!();
     println!("{}", load_average());
     println!();
@@ -239,7 +329,25 @@ pub fn summary(results: &Results) {
             mb(total.pss)
         );
     }
-    println!("  requests/s to a wasi:http component: not measured by this bench yet");
+    if let Some(f) = &results.http {
+        let rates: Vec<String> = f
+            .runs
+            .iter()
+            .map(|run| {
+                format!(
+                    "{:.0}/s with {} connection{}",
+                    run.per_second(),
+                    run.connections,
+                    if run.connections == 1 { "" } else { "s" }
+                )
+            })
+            .collect();
+        let errors: u64 = f.runs.iter().map(|run| run.errors).sum();
+        println!(
+            "  requests/s to a wasi:http component (no target in the issue): {}; {errors} errors",
+            rates.join(", ")
+        );
+    }
 }
 
 fn per_process(what: &str, usages: &[Usage]) {
@@ -269,6 +377,15 @@ fn load_average() -> String {
 
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "NOT met" }
+}
+
+/// µs below a millisecond, else ms.
+fn latency(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.0} µs", d.as_secs_f64() * 1e6)
+    } else {
+        ms(d)
+    }
 }
 
 fn ms(d: Duration) -> String {

@@ -51,6 +51,9 @@ pub struct StartFigures {
 pub struct GuestFigures {
     /// Compile cache emptied before each start.
     pub cold: StartFigures,
+    /// The guest process's setup steps (from the shim log), medians in ms:
+    /// cold (`cache=compiled`) and warm (`cache=hit`) starts.
+    pub phases: [Vec<(String, f64)>; 2],
     /// Compile cache filled.
     pub warm: StartFigures,
     /// Compiled files found after the cold starts (one expected each time).
@@ -88,8 +91,49 @@ pub async fn measure(node: &Node, guest: &Guest) -> anyhow::Result<GuestFigures>
     let config = node::pod_config(&node.logs, &name);
     let pod = node::run_pod(&node.cri, &config).await?;
     let outcome = samples(node, guest, &pod, &config).await;
+    let shim_log = node.shim_log_tail(&pod, usize::MAX);
     node::remove_pod(&node.cri, &pod).await?;
-    outcome
+    let mut figures = outcome?;
+    figures.phases = [
+        phase_medians(&shim_log, "compiled"),
+        phase_medians(&shim_log, "hit"),
+    ];
+    Ok(figures)
+}
+
+/// The median of each setup step the shim logged for guests whose code
+/// came from the compile cache as `cache` (`phases=process=0.10ms,...` in
+/// its "wasm guest ready" lines), in the order logged.
+fn phase_medians(shim_log: &str, cache: &str) -> Vec<(String, f64)> {
+    let mut steps: Vec<(String, Vec<f64>)> = Vec::new();
+    let wanted = format!("cache={cache}");
+    for line in shim_log.lines() {
+        if !line.contains("wasm guest ready") || !line.split(' ').any(|w| w == wanted) {
+            continue;
+        }
+        let Some(phases) = line.split(' ').find_map(|w| w.strip_prefix("phases=")) else {
+            continue;
+        };
+        for step in phases.split(',') {
+            let Some((name, ms)) = step.split_once('=') else {
+                continue;
+            };
+            let Ok(ms) = ms.trim_end_matches("ms").parse::<f64>() else {
+                continue;
+            };
+            match steps.iter_mut().find(|(n, _)| n == name) {
+                Some((_, values)) => values.push(ms),
+                None => steps.push((name.to_owned(), vec![ms])),
+            }
+        }
+    }
+    steps
+        .into_iter()
+        .map(|(name, mut values)| {
+            values.sort_by(f64::total_cmp);
+            (name, values[values.len() / 2])
+        })
+        .collect()
 }
 
 async fn samples(
