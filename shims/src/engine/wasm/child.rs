@@ -8,8 +8,8 @@
 //! still in the child's memory (its `shim.log` writer, say) then write
 //! nowhere, instead of into whatever file would reuse a closed number.
 
-use std::fs::File;
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
