@@ -260,6 +260,7 @@ impl Runtime {
                 // The exit may already be recorded (a process that ends at
                 // once): then it stays Exited and its events were sent.
                 let mut first = false;
+                let _order = self.event_order();
                 let record = self.update_container(&id, |r| {
                     r.pid = Some(pid as u32);
                     r.started_at = started_at;

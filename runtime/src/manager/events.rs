@@ -105,6 +105,7 @@ impl Runtime {
         message: Option<String>,
     ) {
         let mut never_started = false;
+        let _order = self.event_order();
         let changed = self.change_if(id, |r| {
             (r.state != ContainerState::Exited).then(|| {
                 // Exited before StartContainer recorded the start: it
@@ -218,6 +219,14 @@ impl Runtime {
                 });
             }
         }
+    }
+
+    /// Held from a state change to its event: see `Inner::event_order`.
+    pub(super) fn event_order(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .event_order
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Tells GetContainerEvents subscribers.

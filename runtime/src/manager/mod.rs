@@ -61,6 +61,10 @@ struct Inner {
     /// Woken whenever a container exits.
     exits: Notify,
     events: broadcast::Sender<cri::ContainerEventResponse>,
+    /// Held from a container's state change to its event, so that
+    /// subscribers see events in the order of the changes (Started before
+    /// Stopped when an exit races StartContainer).
+    event_order: Mutex<()>,
     cgroups: CgroupReader,
     /// The pod CIDR last set through UpdateRuntimeConfig.
     shutdown: CancellationToken,
@@ -100,6 +104,7 @@ impl Runtime {
                 state: Mutex::new(State::default()),
                 locks: Mutex::default(),
                 shims: Mutex::default(),
+                event_order: Mutex::default(),
                 exits: Notify::new(),
                 events,
                 cgroups: CgroupReader::new(),
