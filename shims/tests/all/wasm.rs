@@ -549,16 +549,27 @@ async fn a_created_guest_is_in_the_pods_namespaces_and_cgroup_as_its_user() -> R
         "{status}"
     );
     assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"), "{status}");
-    // Nothing of the shim's: no sockets, not its log, only /dev/null, the
-    // container's pipes and its own.
-    for entry in std::fs::read_dir(proc_dir.join("fd"))? {
-        // The child may be closing a descriptor of its own meanwhile.
-        let Ok(target) = std::fs::read_link(entry?.path()) else {
-            continue;
-        };
-        let target = target.display().to_string();
+    // Nothing of the shim's: none of its sockets, not its log; only
+    // /dev/null, the container's pipes and its own (WASI's tokio runtime
+    // has a socket pair of its own).
+    let fd_targets = |pid: i32| -> Result<Vec<String>> {
+        let mut targets = Vec::new();
+        for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+            // The process may be closing a descriptor meanwhile.
+            if let Ok(target) = std::fs::read_link(entry?.path()) {
+                targets.push(target.display().to_string());
+            }
+        }
+        Ok(targets)
+    };
+    let shim_sockets: Vec<String> = fd_targets(pod.shim_pid()?)?
+        .into_iter()
+        .filter(|t| t.starts_with("socket:"))
+        .collect();
+    assert!(!shim_sockets.is_empty());
+    for target in fd_targets(pid)? {
         assert!(
-            !target.starts_with("socket:") && !target.contains("shim.log"),
+            !shim_sockets.contains(&target) && !target.contains("shim.log"),
             "the guest holds {target}"
         );
     }
