@@ -34,6 +34,7 @@ use skiff_images::ImageStore;
 pub mod client;
 pub mod crictl;
 pub mod error;
+pub mod idle;
 pub mod image;
 pub mod node;
 pub mod progress;

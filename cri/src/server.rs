@@ -1,7 +1,8 @@
 //! The CRI socket: [`CriService`]'s RuntimeService, ImageService and
 //! PullProgress served with tonic on a unix socket, for crictl and any
 //! kubelet. Bind first ([`CriSocket::bind`]) when the caller needs to know
-//! the socket is ready; [`serve`] does both steps.
+//! the socket is ready; [`serve`] does both steps. While serving, the
+//! process trims its memory after bursts of calls (`crate::idle`).
 
 use std::fs;
 use std::future::Future;
@@ -13,9 +14,12 @@ use k8s_cri::v1::image_service_server::ImageServiceServer;
 use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_util::sync::CancellationToken;
+use tower::util::MapRequestLayer;
 
 use crate::CriService;
 use crate::error::ServeError;
+use crate::idle::IdleTrim;
 use crate::proto::pull_progress_server::PullProgressServer;
 
 /// Largest gRPC message either way, as kubelet's CRI client allows (16 MiB):
@@ -91,7 +95,15 @@ impl CriSocket {
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
         let progress = PullProgressServer::new(service);
         tracing::info!(socket = %self.path.display(), "serving CRI");
+        let idle = IdleTrim::default();
+        let trimming = CancellationToken::new();
+        tokio::spawn(idle.clone().run(trimming.clone()));
+        let _stop_trimming = trimming.drop_guard();
         let result = tonic::transport::Server::builder()
+            .layer(MapRequestLayer::new(move |request| {
+                idle.touch();
+                request
+            }))
             .add_service(runtime)
             .add_service(images)
             .add_service(progress)

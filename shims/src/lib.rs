@@ -32,7 +32,7 @@ mod daemon;
 pub mod engine;
 pub mod fdpass;
 pub mod logger;
-mod memory;
+pub mod memory;
 pub mod namespaces;
 pub mod protocol;
 mod server;
