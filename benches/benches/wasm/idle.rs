@@ -176,18 +176,31 @@ fn read_memory(node: &Node, figures: &mut IdleFigures) {
     figures.cgroup_procs = cgroup_procs();
     figures.cgroup_charge = cgroup_charge();
     // For finding where the memory goes: SKIFF_BENCH_SMAPS=<dir> keeps the
-    // smaps of the first shim and the first guest there.
+    // smaps of the last shim and guest found there.
     if let Some(dir) = std::env::var_os("SKIFF_BENCH_SMAPS") {
         let dir = std::path::PathBuf::from(dir);
-        let first = [
-            ("shim", processes.shims.first()),
-            ("guest", processes.guests.first()),
+        let sampled = [
+            ("shim", processes.shims.last()),
+            ("guest", processes.guests.last()),
         ];
-        for (name, pid) in first {
+        for (name, pid) in sampled {
             if let Some(pid) = pid
                 && let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
             {
                 let _ = std::fs::write(dir.join(format!("{name}.smaps")), text);
+                let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|task| {
+                        let read = |file: &str| {
+                            std::fs::read_to_string(task.path().join(file)).unwrap_or_default()
+                        };
+                        format!("{} {}", read("comm").trim(), read("syscall").trim())
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let _ = std::fs::write(dir.join(format!("{name}.tasks")), tasks);
             }
         }
     }
