@@ -1,6 +1,9 @@
 //! Durable records: one JSON file per sandbox or container, replaced
 //! atomically (write, fsync, rename), so a restarted runtime reports exactly
 //! what it reported before and a crash never leaves half a record.
+//! [`RecordStore::put_unsynced`] skips the fsync for changes a restarted
+//! runtime learns again from the shims (a container that started): still
+//! atomic when the process dies, only a power loss may forget them.
 
 use std::fs;
 use std::io::{self, Write};
@@ -97,8 +100,18 @@ impl<T: Record> RecordStore<T> {
         Ok(records)
     }
 
-    /// Writes `record`, replacing any earlier version.
+    /// Writes `record`, replacing any earlier version, durably.
     pub fn put(&self, record: &T) -> Result<(), StoreError> {
+        self.write(record, true)
+    }
+
+    /// Writes `record` like [`RecordStore::put`], without waiting for the
+    /// disk: for changes the shims can tell a restarted runtime again.
+    pub fn put_unsynced(&self, record: &T) -> Result<(), StoreError> {
+        self.write(record, false)
+    }
+
+    fn write(&self, record: &T, sync: bool) -> Result<(), StoreError> {
         let path = self.path(record.id());
         // A temporary name of its own per write: two writers of one record
         // never share (and rename away) each other's file.
@@ -121,7 +134,9 @@ impl<T: Record> RecordStore<T> {
             .open(&tmp)
             .map_err(io_err("create", &tmp))?;
         file.write_all(&bytes).map_err(io_err("write", &tmp))?;
-        file.sync_all().map_err(io_err("sync", &tmp))?;
+        if sync {
+            file.sync_all().map_err(io_err("sync", &tmp))?;
+        }
         fs::rename(&tmp, &path).map_err(io_err("rename", &path))
     }
 

@@ -261,7 +261,7 @@ impl Runtime {
                 // once): then it stays Exited and its events were sent.
                 let mut first = false;
                 let _order = self.event_order();
-                let record = self.update_container(&id, |r| {
+                let record = self.update_container_unsynced(&id, |r| {
                     r.pid = Some(pid as u32);
                     r.started_at = started_at;
                     if r.state == ContainerState::Created {

@@ -226,6 +226,26 @@ impl Runtime {
         .ok_or_else(|| RuntimeError::container_not_found(id))
     }
 
+    /// [`Runtime::update_container`] for a change the shim can tell a
+    /// restarted runtime again (the start): saved without waiting for the
+    /// disk, so the state lock is not held across an fsync on the start path.
+    fn update_container_unsynced(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord, RuntimeError> {
+        let mut state = self.state();
+        let mut record = state
+            .containers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RuntimeError::container_not_found(id))?;
+        change(&mut record);
+        self.inner.container_store.put_unsynced(&record)?;
+        state.containers.insert(record.id.clone(), record.clone());
+        Ok(record)
+    }
+
     /// Applies `change` to container `id`'s record under the state lock and
     /// saves it when `change` says so (`Some`); `Ok(None)` when it did not.
     fn change_container(
