@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How long the socket must be quiet before the process trims.
-pub const QUIET: Duration = Duration::from_secs(2);
+pub const QUIET: Duration = Duration::from_secs(1);
 
 /// Counts CRI calls and trims after a quiet spell.
 #[derive(Debug, Clone, Default)]
