@@ -84,8 +84,8 @@ impl StartFigures {
     }
 }
 
-/// [`SAMPLES`] cold and [`SAMPLES`] warm starts of `guest`, alternating,
-/// after [`WARMUP`] warm ones.
+/// [`SAMPLES`] cold starts of `guest`, then [`SAMPLES`] warm ones, after
+/// [`WARMUP`] warm ones.
 pub async fn measure(node: &Node, guest: &Guest) -> anyhow::Result<GuestFigures> {
     let name = format!("start-{}", guest.name.replace('.', "-"));
     let config = node::pod_config(&node.logs, &name);
@@ -147,6 +147,10 @@ async fn samples(
         let warmup = Box::pin(sample(node, guest, pod, config, &format!("warmup-{i}"))).await?;
         figures.stuck.extend(warmup.stuck);
     }
+    // All cold starts, then all warm ones, each kind under like conditions:
+    // right after a cold start (which compiles on every CPU and leaves a
+    // container cgroup holding the compile's memory for the kernel to clean
+    // up), a warm start's cgroup join measured several ms slower.
     for i in 0..SAMPLES {
         node.clear_cache()?;
         let cold = Box::pin(sample(node, guest, pod, config, &format!("cold-{i}"))).await;
@@ -154,6 +158,8 @@ async fn samples(
             figures.cold.record(&cold);
         }
         figures.cache_files.push(node.cached_files().len());
+    }
+    for i in 0..SAMPLES {
         let warm = Box::pin(sample(node, guest, pod, config, &format!("warm-{i}"))).await;
         if let Some(warm) = figures.keep(warm)? {
             figures.warm.record(&warm);
