@@ -70,6 +70,13 @@ struct Inner {
     shutdown: CancellationToken,
 }
 
+/// Whether a record change waits for the disk.
+#[derive(Debug, Clone, Copy)]
+enum Durability {
+    Synced,
+    Unsynced,
+}
+
 #[derive(Debug, Default)]
 struct State {
     sandboxes: BTreeMap<String, SandboxRecord>,
@@ -234,16 +241,11 @@ impl Runtime {
         id: &str,
         change: impl FnOnce(&mut ContainerRecord),
     ) -> Result<ContainerRecord, RuntimeError> {
-        let mut state = self.state();
-        let mut record = state
-            .containers
-            .get(id)
-            .cloned()
-            .ok_or_else(|| RuntimeError::container_not_found(id))?;
-        change(&mut record);
-        self.inner.container_store.put_unsynced(&record)?;
-        state.containers.insert(record.id.clone(), record.clone());
-        Ok(record)
+        self.change_container_as(id, Durability::Unsynced, |record| {
+            change(record);
+            Some(())
+        })?
+        .ok_or_else(|| RuntimeError::container_not_found(id))
     }
 
     /// Applies `change` to container `id`'s record under the state lock and
@@ -251,6 +253,15 @@ impl Runtime {
     fn change_container(
         &self,
         id: &str,
+        change: impl FnOnce(&mut ContainerRecord) -> Option<()>,
+    ) -> Result<Option<ContainerRecord>, RuntimeError> {
+        self.change_container_as(id, Durability::Synced, change)
+    }
+
+    fn change_container_as(
+        &self,
+        id: &str,
+        durability: Durability,
         change: impl FnOnce(&mut ContainerRecord) -> Option<()>,
     ) -> Result<Option<ContainerRecord>, RuntimeError> {
         let mut state = self.state();
@@ -262,7 +273,10 @@ impl Runtime {
         if change(&mut record).is_none() {
             return Ok(None);
         }
-        self.inner.container_store.put(&record)?;
+        match durability {
+            Durability::Synced => self.inner.container_store.put(&record)?,
+            Durability::Unsynced => self.inner.container_store.put_unsynced(&record)?,
+        }
         state.containers.insert(record.id.clone(), record.clone());
         Ok(Some(record))
     }
