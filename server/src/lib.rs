@@ -1,8 +1,13 @@
 //! Skiff's server: apiserver, datastore, scheduler and controllers.
 //!
-//! Not built yet: arrives with the apiserver issue. `skiff server` exits with
-//! an error saying so.
+//! Being built: the datastore is here; the apiserver comes next. `skiff
+//! server` exits with an error saying it is not built yet.
 //!
 //! # Layout
 //!
-//! Empty until the server lands.
+//! - `datastore`: the revisioned key-value log the apiserver stores API
+//!   objects in ([`datastore::RevisionLog`]), on SQLite by default.
+
+#![deny(missing_docs)]
+
+pub mod datastore;

@@ -1,0 +1,3 @@
+//! Integration tests of skiff-server, one module per area.
+
+mod datastore;
