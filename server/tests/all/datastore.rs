@@ -241,3 +241,103 @@ async fn next(watch: &mut Watch) -> skiff_server::datastore::Event {
         .expect("an event in time")
         .unwrap()
 }
+
+/// Env var naming the database when this test binary runs as the writer
+/// child of [`a_killed_writer_loses_no_acknowledged_write`].
+const WRITER_DB: &str = "SKIFF_TEST_WRITER_DB";
+
+/// Not a test of its own: the child process of
+/// [`a_killed_writer_loses_no_acknowledged_write`]. It writes as fast as it
+/// can and prints each write once `create`/`update` returned.
+#[test]
+fn writer_child() {
+    let Some(db) = std::env::var_os(WRITER_DB) else {
+        return;
+    };
+    use std::io::Write;
+    let log = SqliteLog::open(std::path::Path::new(&db)).unwrap();
+    let mut out = std::io::stdout().lock();
+    for i in 0.. {
+        let key = format!("/storm/{}", i % 50);
+        let revision = match log.get(&key, 0).unwrap() {
+            None => log.create(&key, i.to_string().as_bytes(), 0).unwrap(),
+            Some(kv) => {
+                log.update(&key, i.to_string().as_bytes(), kv.mod_revision, 0)
+                    .unwrap()
+                    .mod_revision
+            }
+        };
+        writeln!(out, "acked {key} {revision} {i}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn a_killed_writer_loses_no_acknowledged_write() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db/state.db");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "datastore::writer_child", "--nocapture"])
+        .env(WRITER_DB, &db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::sync::mpsc::channel();
+    let (tx, rx) = lines;
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Let it write for a while, then kill it mid-storm.
+    let mut acked = std::collections::HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let mut parts = line.split(' ').skip(1);
+            let (Some(key), Some(rev), Some(value)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            acked.insert(
+                key.to_owned(),
+                (rev.parse::<i64>().unwrap(), value.to_owned()),
+            );
+        }
+    }
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    // Lines already written but not read yet were acknowledged too.
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        let mut parts = line.split(' ').skip(1);
+        if let (Some(key), Some(rev), Some(value)) = (parts.next(), parts.next(), parts.next()) {
+            acked.insert(
+                key.to_owned(),
+                (rev.parse::<i64>().unwrap(), value.to_owned()),
+            );
+        }
+    }
+    assert!(
+        acked.len() == 50,
+        "the writer wrote too little: {}",
+        acked.len()
+    );
+    let log = SqliteLog::open(&db).unwrap();
+    for (key, (revision, value)) in &acked {
+        let kv = log.get(key, 0).unwrap().expect("an acknowledged key");
+        // The last acknowledged write is there, or a later one that was
+        // committed but not yet printed when the process died.
+        assert!(kv.mod_revision >= *revision, "{key}: {kv:?} < {revision}");
+        if kv.mod_revision == *revision {
+            assert_eq!(kv.value, value.as_bytes());
+        }
+    }
+}
