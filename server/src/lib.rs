@@ -7,7 +7,11 @@
 //!
 //! - `datastore`: the revisioned key-value log the apiserver stores API
 //!   objects in ([`datastore::RevisionLog`]), on SQLite by default.
+//! - `tls`: the cluster's CAs and certificates ([`tls::ClusterTls`]).
+//! - `kubeconfig`: the admin kubeconfig kubectl uses.
 
 #![deny(missing_docs)]
 
 pub mod datastore;
+pub mod kubeconfig;
+pub mod tls;

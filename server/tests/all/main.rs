@@ -1,3 +1,4 @@
 //! Integration tests of skiff-server, one module per area.
 
 mod datastore;
+mod tls;

@@ -1,0 +1,69 @@
+//! The admin kubeconfig (`/etc/skiff/skiff.yaml` by default): the server CA,
+//! the admin client certificate and key, inline, for a cluster, user and
+//! context all named `default`, as k3s writes it.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::tls::ClusterTls;
+
+/// The kubeconfig text for `server` (e.g. `https://127.0.0.1:6443`).
+pub fn admin_kubeconfig(tls: &ClusterTls, server: &str) -> String {
+    let b64 = |pem: &str| STANDARD.encode(pem.as_bytes());
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: default
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: default
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: default
+  context:
+    cluster: default
+    user: default
+current-context: default
+preferences: {{}}
+",
+        ca = b64(&tls.server_ca.cert_pem),
+        cert = b64(&tls.admin.cert_pem),
+        key = b64(&tls.admin.key_pem),
+    )
+}
+
+/// Writes the admin kubeconfig to `path` with `mode` (the file holds the
+/// admin's key: 0600 unless the user asks otherwise), replacing it
+/// atomically; its directory is created when missing.
+pub fn write_admin_kubeconfig(
+    path: &Path,
+    mode: u32,
+    tls: &ClusterTls,
+    server: &str,
+) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(admin_kubeconfig(tls, server).as_bytes())?;
+    // The umask may have narrowed the mode asked for.
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
