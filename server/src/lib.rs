@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //!
+//! - `apiserver`: the HTTPS front door (client-certificate authentication,
+//!   health and version endpoints); the API itself is being built.
 //! - `datastore`: the revisioned key-value log the apiserver stores API
 //!   objects in ([`datastore::RevisionLog`]), on SQLite by default.
 //! - `tls`: the cluster's CAs and certificates ([`tls::ClusterTls`]).
@@ -12,6 +14,7 @@
 
 #![deny(missing_docs)]
 
+pub mod apiserver;
 pub mod datastore;
 pub mod kubeconfig;
 pub mod tls;
