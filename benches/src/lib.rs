@@ -42,6 +42,11 @@ impl Samples {
         sorted[rank - 1]
     }
 
+    /// Every run recorded.
+    pub fn durations(&self) -> &[Duration] {
+        &self.durations
+    }
+
     /// The median.
     pub fn median(&self) -> Duration {
         self.quantile(0.5)
@@ -63,7 +68,8 @@ impl Samples {
     }
 }
 
-fn fmt(d: Duration) -> String {
+/// A duration as a benchmark prints it (µs, ms or s).
+pub fn fmt(d: Duration) -> String {
     if d < Duration::from_millis(1) {
         format!("{:.1} µs", d.as_secs_f64() * 1e6)
     } else {
