@@ -390,31 +390,48 @@ impl RevisionLog for SqliteLog {
     fn list(&self, options: &ListOptions) -> Result<ListResult, DatastoreError> {
         let revision = self.read_revision(options.revision)?;
         let (start, end) = bounds(&options.prefix);
-        let after = options.start_after.clone().unwrap_or_default();
-        let limit = if options.limit == 0 {
+        let wanted = if options.limit == 0 {
+            usize::MAX
+        } else {
+            options.limit + 1
+        };
+        // Keys in order, a batch at a time, each at its latest row at or
+        // below the revision; deleted ones are skipped. The index on
+        // (key, revision) lets a batch stop early instead of grouping the
+        // whole range for every page.
+        let batch = if options.limit == 0 {
             -1
         } else {
-            options.limit as i64 + 1
+            (options.limit as i64 + 1).max(64)
         };
         let mut kvs = self.read("listing keys", |conn| {
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM log WHERE revision IN (\
                    SELECT MAX(revision) FROM log \
-                   WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) AND key > ?3 AND revision <= ?4 \
-                   GROUP BY key) \
-                 AND deleted = 0 ORDER BY key LIMIT ?5"
+                   WHERE key > ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3) AND revision <= ?4 \
+                   GROUP BY key ORDER BY key LIMIT ?5) \
+                 ORDER BY key"
             ))?;
-            let rows = statement.query_map((&start, &end, &after, revision, limit), |row| {
-                Row::from_sql(row).map(|row| row.kv)
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
+            let mut kvs = Vec::new();
+            let mut cursor = options.start_after.clone().unwrap_or_default();
+            loop {
+                let rows = statement
+                    .query_map((&cursor, &start, &end, revision, batch), Row::from_sql)?
+                    .collect::<rusqlite::Result<Vec<Row>>>()?;
+                let exhausted = batch < 0 || rows.len() < batch as usize;
+                if let Some(last) = rows.last() {
+                    cursor = last.kv.key.clone();
+                }
+                kvs.extend(rows.into_iter().filter(|r| !r.deleted).map(|r| r.kv));
+                if exhausted || kvs.len() >= wanted {
+                    return Ok(kvs);
+                }
+            }
         })?;
-        let more = options.limit != 0 && kvs.len() > options.limit;
-        kvs.truncate(if options.limit == 0 {
-            kvs.len()
-        } else {
-            options.limit
-        });
+        let more = kvs.len() > options.limit && options.limit != 0;
+        if options.limit != 0 {
+            kvs.truncate(options.limit);
+        }
         Ok(ListResult {
             kvs,
             revision,

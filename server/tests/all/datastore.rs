@@ -341,3 +341,42 @@ fn a_killed_writer_loses_no_acknowledged_write() {
         }
     }
 }
+
+#[test]
+fn pages_skip_deleted_keys_and_cover_every_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir);
+    for i in 0..300 {
+        log.create(&format!("/p/{i:03}"), b"v", 0).unwrap();
+    }
+    // Long runs of deleted keys, longer than a batch.
+    for i in (0..300).filter(|i| i % 100 < 90) {
+        log.delete(&format!("/p/{i:03}"), 0).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = log
+            .list(&ListOptions {
+                prefix: "/p/".into(),
+                start_after: after.clone(),
+                limit: 7,
+                ..Default::default()
+            })
+            .unwrap();
+        pages += 1;
+        assert!(page.kvs.len() <= 7);
+        seen.extend(page.kvs.iter().map(|kv| kv.key.clone()));
+        after = page.kvs.last().map(|kv| kv.key.clone());
+        if !page.more {
+            break;
+        }
+    }
+    let live: Vec<String> = (0..300)
+        .filter(|i| i % 100 >= 90)
+        .map(|i| format!("/p/{i:03}"))
+        .collect();
+    assert_eq!(seen, live);
+    assert_eq!(pages, 5, "30 live keys in pages of 7");
+}
