@@ -217,6 +217,20 @@ fn live(tx: &Transaction<'_>, key: &str) -> Result<Row, DatastoreError> {
     }
 }
 
+/// The latest live row of `key` when it is at revision `expected` (0:
+/// any), else `NotFound` or `Conflict`.
+fn live_at(tx: &Transaction<'_>, key: &str, expected: Revision) -> Result<Row, DatastoreError> {
+    let current = live(tx, key)?;
+    if expected != 0 && current.kv.mod_revision != expected {
+        return Err(DatastoreError::Conflict {
+            key: key.to_owned(),
+            expected,
+            current: Box::new(current.kv),
+        });
+    }
+    Ok(current)
+}
+
 /// Appends a row; returns its revision.
 fn append(
     tx: &Transaction<'_>,
@@ -305,14 +319,7 @@ impl RevisionLog for SqliteLog {
         lease: i64,
     ) -> Result<KeyValue, DatastoreError> {
         self.write("updating a key", |tx| {
-            let current = live(tx, key)?;
-            if expected != 0 && current.kv.mod_revision != expected {
-                return Err(DatastoreError::Conflict {
-                    key: key.to_owned(),
-                    expected,
-                    current: Box::new(current.kv),
-                });
-            }
+            let current = live_at(tx, key, expected)?;
             let create = current.kv.create_revision;
             let revision = append(
                 tx,
@@ -346,14 +353,7 @@ impl RevisionLog for SqliteLog {
         expected: Revision,
     ) -> Result<(KeyValue, Revision), DatastoreError> {
         self.write("deleting a key", |tx| {
-            let current = live(tx, key)?;
-            if expected != 0 && current.kv.mod_revision != expected {
-                return Err(DatastoreError::Conflict {
-                    key: key.to_owned(),
-                    expected,
-                    current: Box::new(current.kv),
-                });
-            }
+            let current = live_at(tx, key, expected)?;
             let kv = current.kv;
             let revision = append(
                 tx,
