@@ -201,15 +201,23 @@ mod tests {
         bundle
     }
 
-    #[test]
-    fn routes_by_the_engine_annotation() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A dispatch between two recorders, "oci" and "wasm", and their log.
+    fn recording_dispatch() -> (Dispatch<Recorder, Recorder>, Rc<RefCell<Vec<String>>>) {
         let calls = Rc::new(RefCell::new(Vec::new()));
         let recorder = |name| Recorder {
             name,
             calls: calls.clone(),
         };
-        let mut dispatch = Dispatch::with_engines(recorder("oci"), recorder("wasm"));
+        (
+            Dispatch::with_engines(recorder("oci"), recorder("wasm")),
+            calls,
+        )
+    }
+
+    #[test]
+    fn routes_by_the_engine_annotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut dispatch, calls) = recording_dispatch();
         let plain = bundle(dir.path(), "plain", serde_json::json!({}));
         let oci = bundle(
             dir.path(),
@@ -269,12 +277,7 @@ mod tests {
     #[test]
     fn a_bad_bundle_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let calls = Rc::new(RefCell::new(Vec::new()));
-        let recorder = |name| Recorder {
-            name,
-            calls: calls.clone(),
-        };
-        let mut dispatch = Dispatch::with_engines(recorder("oci"), recorder("wasm"));
+        let (mut dispatch, calls) = recording_dispatch();
         let spec = CreateSpec {
             id: "x",
             bundle: dir.path(),

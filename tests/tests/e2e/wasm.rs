@@ -52,6 +52,14 @@ fn log_lines(status: &cri::ContainerStatus) -> Vec<String> {
         .collect()
 }
 
+/// `tests/wasm/echo.c` built with wasi-libc, in an ordinary image at `path`
+/// (its entrypoint), pushed as `tag` and pulled; returns the image ref.
+async fn push_echo(node: &Node, path: &str, tag: &str) -> String {
+    let module = wasm::c_program("echo", wasm::ECHO_C).unwrap();
+    node.push_and_pull(&wasm::rootfs_image(&module, path), tag)
+        .await
+}
+
 async fn wait_exited(node: &Node, id: &str) -> cri::ContainerStatus {
     node.wait_for(id, |s| s.state == EXITED).await
 }
@@ -104,13 +112,7 @@ async fn wasm_artifacts_log_and_exit_under_either_handler() {
 #[tokio::test]
 async fn a_c_program_gets_args_env_image_files_and_volumes() {
     let node = Node::start().await;
-    let module = wasm::c_program("echo", wasm::ECHO_C).unwrap();
-    let image = node
-        .push_and_pull(
-            &wasm::rootfs_image(&module, "/app/echo.wasm"),
-            "wasm/echo:v1",
-        )
-        .await;
+    let image = push_echo(&node, "/app/echo.wasm", "wasm/echo:v1").await;
     let volume = node.dir.path().join("volume");
     std::fs::create_dir_all(&volume).unwrap();
 
@@ -300,13 +302,7 @@ async fn a_guest_over_its_memory_limit_is_oom_killed() {
 #[tokio::test]
 async fn linux_and_wasm_containers_share_a_pod_and_its_volume() {
     let node = Node::start().await;
-    let module = wasm::c_program("echo", wasm::ECHO_C).unwrap();
-    let image = node
-        .push_and_pull(
-            &wasm::rootfs_image(&module, "/echo.wasm"),
-            "wasm/echo:shared",
-        )
-        .await;
+    let image = push_echo(&node, "/echo.wasm", "wasm/echo:shared").await;
     let shared = node.dir.path().join("empty-dir");
     std::fs::create_dir_all(&shared).unwrap();
     let mount = cri::Mount {
@@ -377,13 +373,7 @@ async fn linux_and_wasm_containers_share_a_pod_and_its_volume() {
 #[tokio::test]
 async fn a_second_start_of_an_image_reuses_its_compiled_code() {
     let node = Node::start().await;
-    let module = wasm::c_program("echo", wasm::ECHO_C).unwrap();
-    let image = node
-        .push_and_pull(
-            &wasm::rootfs_image(&module, "/echo.wasm"),
-            "wasm/echo:cache",
-        )
-        .await;
+    let image = push_echo(&node, "/echo.wasm", "wasm/echo:cache").await;
     let cache = node.node_dir().join("data/agent/wasm-cache");
     let cached = || -> HashMap<std::path::PathBuf, std::time::SystemTime> {
         std::fs::read_dir(&cache)
