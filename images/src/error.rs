@@ -175,6 +175,10 @@ impl ImageError {
             Self::Snapshot(SnapshotError::Io { source, .. }) if is_no_space(source) => {
                 ErrorKind::ResourceExhausted
             }
+            Self::Metadata(MetadataError::NoSpace { .. })
+            | Self::Snapshot(SnapshotError::Metadata(MetadataError::NoSpace { .. })) => {
+                ErrorKind::ResourceExhausted
+            }
             _ => ErrorKind::Internal,
         }
     }
@@ -224,6 +228,16 @@ mod tests {
                 ErrorKind::FailedPrecondition,
             ),
             (ImageError::Task("boom".into()), ErrorKind::Internal),
+            (
+                ImageError::Metadata(MetadataError::NoSpace {
+                    path: "/x/metadata.db".into(),
+                    source: rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                        None,
+                    ),
+                }),
+                ErrorKind::ResourceExhausted,
+            ),
         ];
         for (err, kind) in cases {
             assert_eq!(err.kind(), kind, "{err}");

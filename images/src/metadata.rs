@@ -20,6 +20,14 @@ pub enum MetadataError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The disk (or the filesystem's quota) is full: nothing was written.
+    #[error("image metadata database {path}: No space left on device (SQLite: {source})")]
+    NoSpace {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
     /// A row holds a value Skiff did not write (a damaged or foreign database).
     #[error("image metadata database {path}: corrupt row: {detail}")]
     Corrupt {
@@ -28,6 +36,16 @@ pub enum MetadataError {
         /// What is wrong.
         detail: String,
     },
+}
+
+impl MetadataError {
+    fn from_sqlite(path: &Path, source: rusqlite::Error) -> Self {
+        let path = path.to_path_buf();
+        match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => Self::NoSpace { path, source },
+            _ => Self::Sqlite { path, source },
+        }
+    }
 }
 
 /// One layer of an image, bottom-most first in [`ImageRecord::layers`].
@@ -141,10 +159,7 @@ pub struct Metadata {
 impl Metadata {
     /// Opens (creating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, MetadataError> {
-        let err = |source| MetadataError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = |source| MetadataError::from_sqlite(path, source);
         let conn = Connection::open(path).map_err(err)?;
         // NORMAL is crash-safe in WAL mode: a power cut may lose the newest
         // transaction, never consistency; files are synced before commit.
@@ -169,10 +184,7 @@ impl Metadata {
             .conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut conn).map_err(|source| MetadataError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
+        f(&mut conn).map_err(|source| MetadataError::from_sqlite(&self.path, source))
     }
 
     fn corrupt(&self, detail: String) -> MetadataError {
@@ -456,6 +468,27 @@ mod tests {
             created_at: 1,
             last_used: 2,
         }
+    }
+
+    #[test]
+    fn a_full_disk_is_a_no_space_error_and_keeps_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Metadata::open(&dir.path().join("meta.db")).unwrap();
+        let a = image(b"a", &["docker.io/library/a:latest"]);
+        meta.put_image(&a).unwrap();
+        // SQLite's page limit fails writes exactly as a full disk does.
+        meta.with(|conn| {
+            let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+        })
+        .unwrap();
+        let big_name = format!("docker.io/library/b:{}", "x".repeat(64 * 1024));
+        let err = meta
+            .put_image(&image(b"b", &[big_name.as_str()]))
+            .unwrap_err();
+        assert!(matches!(err, MetadataError::NoSpace { .. }), "{err:?}");
+        assert!(err.to_string().contains("No space left on device"), "{err}");
+        assert_eq!(meta.images().unwrap(), vec![a]);
     }
 
     #[test]
