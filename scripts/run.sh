@@ -3,8 +3,11 @@
 # installs it as /usr/local/bin/skiff and runs the main job in the
 # foreground. Extra arguments go to that command.
 #
-# Until the server lands, the main job is the node runtime: the CRI v1
-# image service on /run/skiff/cri.sock (try `skiff crictl pull busybox`).
+# The main job is `skiff server`: the apiserver on the embedded SQLite
+# datastore, ready for kubectl (`skiff kubectl get namespaces` uses the admin
+# kubeconfig it writes to /etc/skiff/skiff.yaml). Until the built-in agent
+# exists it runs with --disable-agent. It listens on 127.0.0.1 unless
+# SKIFF_BIND_ADDRESS says otherwise (k3s's default is 0.0.0.0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +16,4 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/skiff-target}"
 cargo build --release --locked --bin skiff
 install -m 0755 "$CARGO_TARGET_DIR/release/skiff" /usr/local/bin/skiff
-exec /usr/local/bin/skiff runtime "$@"
+exec /usr/local/bin/skiff server --disable-agent --bind-address "${SKIFF_BIND_ADDRESS:-127.0.0.1}" "$@"

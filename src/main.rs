@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the control plane (apiserver, scheduler, controllers) and an agent.
-    Server(NotBuilt),
+    Server(ServerArgs),
     /// Run a node agent that joins a server.
     Agent(NotBuilt),
     /// Run the node runtime alone: the CRI v1 service on a unix socket.
@@ -55,6 +55,60 @@ struct NotBuilt {
 struct Passthrough {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Skiff's data directory.
+    #[arg(
+        long,
+        short = 'd',
+        env = "SKIFF_DATA_DIR",
+        default_value = "/var/lib/skiff"
+    )]
+    data_dir: PathBuf,
+    /// Address the apiserver listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: std::net::IpAddr,
+    /// The apiserver's port.
+    #[arg(long, default_value_t = 6443)]
+    https_listen_port: u16,
+    /// Another hostname or IP for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_san: Vec<String>,
+    /// Where the admin kubeconfig is written.
+    #[arg(
+        long,
+        short = 'o',
+        env = "SKIFF_KUBECONFIG_OUTPUT",
+        default_value = "/etc/skiff/skiff.yaml"
+    )]
+    write_kubeconfig: PathBuf,
+    /// The admin kubeconfig's file mode (octal, e.g. 644).
+    #[arg(long, env = "SKIFF_KUBECONFIG_MODE", default_value = "600", value_parser = parse_mode)]
+    write_kubeconfig_mode: u32,
+    /// The service CIDR cluster IPs come from.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: ipnet::Ipv4Net,
+    /// The pod CIDR nodes' ranges come from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: ipnet::Ipv4Net,
+    /// Run the control plane without this machine's node agent.
+    #[arg(long)]
+    disable_agent: bool,
+    /// Config file whose keys are these flags' names.
+    #[arg(long, short = 'c', env = "SKIFF_CONFIG_FILE", default_value = config_file::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Log at debug level.
+    #[arg(long)]
+    debug: bool,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o777)
+        .ok_or_else(|| format!("{text:?} is not an octal file mode such as 600 or 644"))
 }
 
 #[derive(Debug, Args)]
@@ -102,7 +156,6 @@ struct RuntimeArgs {
 /// Where each not-yet-built command will come from.
 fn not_built(command: &str) -> &'static str {
     match command {
-        "server" => "the apiserver and the first cluster",
         "agent" | "killall" => "the first cluster",
         "token" => "node joining",
         _ => "a later issue",
@@ -136,7 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
         Command::Kubectl(args) => return kubectl(args.args),
-        Command::Server(_) => ("server", true),
+        Command::Server(args) => return server(args),
         Command::Agent(_) => ("agent", true),
         Command::CheckConfig(_) => ("check-config", true),
         Command::Token(_) => ("token", true),
@@ -175,6 +228,29 @@ fn runtime(args: RuntimeArgs) -> anyhow::Result<ExitCode> {
         },
     };
     tokio_runtime()?.block_on(skiff_cri::node::run(config, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    init_tracing(args.debug, "info");
+    if !args.disable_agent {
+        eprintln!(
+            "skiff server: the built-in node agent (kubelet) is not built yet: it arrives with the first cluster. \
+             Run `skiff server --disable-agent` for the control plane alone."
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let config = skiff_server::run::ServerConfig {
+        data_dir: args.data_dir,
+        bind_address: args.bind_address,
+        https_port: args.https_listen_port,
+        tls_sans: args.tls_san,
+        write_kubeconfig: args.write_kubeconfig,
+        write_kubeconfig_mode: args.write_kubeconfig_mode,
+        service_cidr: args.service_cidr,
+    };
+    let _ = args.cluster_cidr;
+    tokio_runtime()?.block_on(skiff_server::run::run(config, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
 }
 

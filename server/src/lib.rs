@@ -17,4 +17,5 @@
 pub mod apiserver;
 pub mod datastore;
 pub mod kubeconfig;
+pub mod run;
 pub mod tls;

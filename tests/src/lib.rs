@@ -25,6 +25,7 @@
 //! - [`registry`]: [`TestRegistries`] / [`TestRegistry`] (docker-registry
 //!   processes), the token server, a small push client, `registries.yaml`.
 //! - [`skiff`]: the real `skiff` binary: [`SkiffRuntime`] and `skiff` commands.
+//! - [`server`]: `skiff server --disable-agent` with the real kubectl: [`server::SkiffServer`].
 //! - [`wasm`]: Wasm fixtures (WAT, C with wasi-libc, components) and their images.
 //! - [`cri`]: a CRI v1 gRPC client over the runtime's socket.
 //! - [`child`]: [`GuardedChild`], processes killed on drop and on parent death.
@@ -40,6 +41,7 @@ pub mod error;
 pub mod fixtures;
 pub mod oci;
 pub mod registry;
+pub mod server;
 pub mod skiff;
 pub mod wasm;
 pub mod wasm_http;

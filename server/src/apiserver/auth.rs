@@ -14,6 +14,16 @@ pub struct User {
     pub groups: Vec<String>,
 }
 
+impl User {
+    /// One of the server's own components.
+    pub fn system(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            groups: vec!["system:authenticated".to_owned()],
+        }
+    }
+}
+
 /// The user of a connection whose client presented `certs` (already
 /// verified); `None` for an anonymous client.
 pub fn user_of(certs: Option<&[CertificateDer<'_>]>) -> Option<User> {

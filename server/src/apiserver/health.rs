@@ -24,7 +24,7 @@ pub fn answer(path: &str) -> Option<Response<Body>> {
 }
 
 fn text(body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(super::full(Bytes::from_static(body.as_bytes())));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -44,7 +44,7 @@ fn version() -> Response<Body> {
         "compiler": "rustc",
         "platform": format!("linux/{}", std::env::consts::ARCH),
     });
-    let mut response = Response::new(Body::new(Bytes::from(body.to_string())));
+    let mut response = Response::new(super::full(Bytes::from(body.to_string())));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),

@@ -1,28 +1,71 @@
-//! The apiserver's front door: HTTPS with x509 client-certificate
-//! authentication, and the endpoints that need no API objects (`/healthz`,
-//! `/livez`, `/readyz`, `/version`). The API itself (discovery, resources,
-//! verbs) is being built; until then every other path answers with a
-//! Kubernetes `Status` (401 without a client certificate, 404 with one).
+//! The apiserver: HTTPS with x509 client-certificate authentication, the
+//! health endpoints, discovery and OpenAPI, and the Kubernetes API's
+//! resources stored in the datastore.
+//!
+//! A request goes: `serve` (TLS, who is asking) → `route` (health,
+//! discovery, OpenAPI, or a resource request read by `request`) → the verb
+//! (`verbs`, `subresources`, `watch`) → `store` (objects over the
+//! datastore). Writes pass through `Api`'s steps (`api.rs`): field
+//! validation against the OpenAPI schema, defaulting (`defaults`) and
+//! admission, validation (`validation`), field managers (`apply`).
 //!
 //! # Layout
 //!
 //! - `auth`: who a request is, from its client certificate.
-//! - `status`: Kubernetes `Status` responses.
-//! - `health`: health and version endpoints.
+//! - `api`: the server's state and the steps of every write.
+//! - `request`, `context`, `body`, `output`: reading requests, shaping answers;
+//!   `protobuf`: kubectl's protobuf request bodies as JSON.
+//! - `resources`: the served kinds; `crds`: kinds from CustomResourceDefinitions.
+//! - `discovery`, `openapi`: `/api`, `/apis`, `/openapi/v2`, `/openapi/v3`.
+//! - `verbs`, `subresources`, `watch`: the verbs.
+//! - `store`: objects over the datastore; `object`: metadata the server sets.
+//! - `patch`, `apply`, `schema`: patches, server-side apply, patch metadata.
+//! - `defaults`, `validation`: per-kind defaulting and validation.
+//! - `table`, `selector`: Table output, label and field selectors.
+//! - `services`, `namespaces`, `events`: service IPs and ports, namespace
+//!   lifecycle, event expiry.
+//! - `error`, `status`, `health`: Status answers, health and version.
 
+mod api;
+mod apply;
 mod auth;
+mod body;
+mod context;
+mod crds;
+mod defaults;
+mod discovery;
+mod error;
+mod events;
 mod health;
+mod namespaces;
+mod object;
+mod openapi;
+mod output;
+mod patch;
+mod protobuf;
+mod request;
+mod resources;
+mod schema;
+pub mod selector;
+mod services;
 mod status;
+mod store;
+mod subresources;
+mod table;
+mod validation;
+mod verbs;
+mod watch;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -30,12 +73,34 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+pub use api::Api;
 pub use auth::User;
+pub use error::ApiError;
+pub use events::{EVENT_TTL, expire as expire_events};
+pub use namespaces::{bootstrap, run_cleaner};
 
 use crate::tls::ClusterTls;
+use context::{Call, Reply};
+use request::Query;
 
-/// A response body.
-pub type Body = Full<Bytes>;
+/// A response body: whole, or streamed (watches).
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// A whole response body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    http_body_util::Full::new(bytes.into()).boxed()
+}
+
+/// A streamed response body.
+pub fn stream<S>(frames: S) -> Body
+where
+    S: futures::Stream<Item = Result<hyper::body::Frame<Bytes>, Infallible>>
+        + Send
+        + Sync
+        + 'static,
+{
+    http_body_util::StreamBody::new(frames).boxed()
+}
 
 /// A failure setting the apiserver up.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +146,12 @@ pub fn tls_config(tls: &ClusterTls) -> Result<rustls::ServerConfig, ApiServerErr
 }
 
 /// Serves HTTPS on `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    api: Arc<Api>,
+    shutdown: CancellationToken,
+) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     loop {
         let (stream, peer) = tokio::select! {
@@ -96,6 +166,7 @@ pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, shutdown: C
         };
         let acceptor = acceptor.clone();
         let shutdown = shutdown.clone();
+        let api = api.clone();
         tokio::spawn(async move {
             let stream = match acceptor.accept(stream).await {
                 Ok(stream) => stream,
@@ -107,7 +178,8 @@ pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, shutdown: C
             let user = auth::user_of(stream.get_ref().1.peer_certificates());
             let service = service_fn(move |request| {
                 let user = user.clone();
-                async move { Ok::<_, Infallible>(route(&user, request)) }
+                let api = api.clone();
+                async move { Ok::<_, Infallible>(route(api, user, request).await) }
             });
             let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             tokio::select! {
@@ -123,16 +195,226 @@ pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, shutdown: C
 }
 
 /// Answers one request.
-fn route(user: &Option<User>, request: Request<Incoming>) -> Response<Body> {
-    let path = request.uri().path();
-    if let Some(response) = health::answer(path) {
+async fn route(api: Arc<Api>, user: Option<User>, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    if let Some(response) = health::answer(&path) {
         return response;
     }
-    match user {
-        None => status::unauthorized(),
-        Some(user) => {
-            tracing::debug!(user = %user.name, %path, "not served yet");
-            status::not_found(path)
+    let Some(user) = user else {
+        return status::unauthorized();
+    };
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let response = match answer(api, user.clone(), request).await {
+        Ok(response) => response,
+        Err(err) => body::error(&err),
+    };
+    tracing::debug!(user = %user.name, %method, %path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+async fn answer(
+    api: Arc<Api>,
+    user: User,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let (parts, incoming) = request.into_parts();
+    let path = parts.uri.path().trim_end_matches('/').to_owned();
+    let query = Query::parse(parts.uri.query());
+    let aggregated = discovery::wants_aggregated(&parts.headers);
+    match path.as_str() {
+        "/api" if aggregated => return Ok(aggregated_discovery(&api, true)),
+        "/apis" if aggregated => return Ok(aggregated_discovery(&api, false)),
+        "/api" => {
+            return Ok(body::respond(
+                StatusCode::OK,
+                &discovery::api_versions(&api.server_address),
+                false,
+            ));
+        }
+        "/apis" => {
+            return Ok(body::respond(
+                StatusCode::OK,
+                &discovery::api_group_list(&api.resources),
+                false,
+            ));
+        }
+        "/openapi/v2" => return openapi_v2(&api, &parts.headers),
+        "/openapi/v3" => {
+            let bytes = api
+                .openapi
+                .v3_index(&served(&api), &crd_schemas(&api))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            return Ok(json_bytes(bytes));
+        }
+        _ => {}
+    }
+    if let Some(document) = path.strip_prefix("/openapi/v3/") {
+        return api
+            .openapi
+            .v3_document(document, &served(&api), &crd_schemas(&api))
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map(json_bytes)
+            .ok_or_else(ApiError::no_resource);
+    }
+    if let Some(group) = path.strip_prefix("/apis/").filter(|g| !g.contains('/')) {
+        return discovery::api_group(&api.resources, group)
+            .map(|g| body::respond(StatusCode::OK, &g, false))
+            .ok_or_else(ApiError::no_resource);
+    }
+    let info = request::parse(&parts.method, &path, &query).ok_or_else(ApiError::no_resource)?;
+    if info.resource.is_empty() {
+        return discovery::api_resource_list(&api.resources, &info.group, &info.version)
+            .map(|list| body::respond(StatusCode::OK, &list, false))
+            .ok_or_else(ApiError::no_resource);
+    }
+    let rt = api
+        .resources
+        .find(&info.group, &info.version, &info.resource)
+        .ok_or_else(ApiError::no_resource)?;
+    if !rt.namespaced && !info.namespace.is_empty() {
+        return Err(ApiError::no_resource());
+    }
+    let subresource = !info.subresource.is_empty();
+    if !subresource && !rt.has_verb(&info.verb) {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            info.verb,
+            rt.qualified()
+        )));
+    }
+    if rt.namespaced && info.namespace.is_empty() && !matches!(info.verb.as_str(), "list" | "watch")
+    {
+        return Err(ApiError::no_resource());
+    }
+    let wanted = body::wanted(&parts.headers)?;
+    let yaml = body::wants_yaml(&parts.headers);
+    let call = Call {
+        info,
+        query,
+        headers: parts.headers,
+        user,
+        rt,
+        wanted,
+    };
+    if call.info.verb == "watch" && !subresource {
+        return watch::watch(api, call);
+    }
+    let bytes = body::read(incoming).await?;
+    let reply = tokio::task::spawn_blocking(move || {
+        let verb = call.info.verb.clone();
+
+        if !call.info.subresource.is_empty() {
+            subresources::serve(&api, &call, &bytes)
+        } else {
+            match verb.as_str() {
+                "get" => verbs::get(&api, &call),
+                "list" => verbs::list(&api, &call),
+                "create" => verbs::create(&api, &call, &bytes),
+                "update" => verbs::update(&api, &call, &bytes, verbs::Part::Main),
+                "patch" => verbs::patch(&api, &call, &bytes, verbs::Part::Main),
+                "delete" => verbs::delete(&api, &call, &bytes),
+                "deletecollection" => verbs::delete_collection(&api, &call, &bytes),
+                other => Err(ApiError::method_not_allowed(format!(
+                    "{other} is not supported"
+                ))),
+            }
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("request task: {e}")))??;
+    Ok(reply_response(reply, yaml))
+}
+
+fn reply_response(reply: Reply, yaml: bool) -> Response<Body> {
+    let mut response = body::respond(reply.code, &reply.body, yaml);
+    for warning in reply.warnings {
+        let text = format!("299 - \"{}\"", warning.replace('"', "\\\""));
+        if let Ok(value) = header::HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, value);
         }
     }
+    response
+}
+
+fn aggregated_discovery(api: &Api, legacy: bool) -> Response<Body> {
+    let mut response = body::respond(
+        StatusCode::OK,
+        &discovery::aggregated(&api.resources, legacy),
+        false,
+    );
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(discovery::AGGREGATED_V2),
+    );
+    response
+}
+
+fn json_bytes(bytes: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(full(bytes));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// `/openapi/v2` as JSON; kubectl's protobuf request is refused with 406
+/// (it then validates on the server, which advertises fieldValidation).
+fn openapi_v2(api: &Api, headers: &header::HeaderMap) -> Result<Response<Body>, ApiError> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let json_ok = accept.is_empty()
+        || accept.split(',').any(|a| {
+            matches!(
+                a.split(';').next().unwrap_or("").trim(),
+                "application/json" | "*/*" | "application/*"
+            )
+        });
+    if !json_ok {
+        return Err(ApiError::not_acceptable(
+            "only application/json is served at /openapi/v2",
+        ));
+    }
+    let bytes = api
+        .openapi
+        .v2_json(&served(api), &crd_schemas(api))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(json_bytes(bytes))
+}
+
+fn served(api: &Api) -> Vec<openapi::ServedResource> {
+    api.resources
+        .all()
+        .iter()
+        .map(|t| openapi::ServedResource {
+            group: t.group.clone(),
+            version: t.version.clone(),
+            kind: t.kind.clone(),
+            plural: t.plural.clone(),
+            namespaced: t.namespaced,
+            subresources: t.subresources.clone(),
+            verbs: t.verbs.clone(),
+        })
+        .collect()
+}
+
+fn crd_schemas(api: &Api) -> Vec<openapi::CustomSchema> {
+    api.resources
+        .all()
+        .iter()
+        .filter(|t| t.custom)
+        .filter_map(|t| {
+            Some(openapi::CustomSchema {
+                group: t.group.clone(),
+                version: t.version.clone(),
+                kind: t.kind.clone(),
+                plural: t.plural.clone(),
+                namespaced: t.namespaced,
+                schema: crds::schema_of(api, t)?,
+            })
+        })
+        .collect()
 }

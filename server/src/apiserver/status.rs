@@ -16,7 +16,7 @@ pub fn failure(code: StatusCode, reason: &str, message: &str) -> Response<Body> 
         "reason": reason,
         "code": code.as_u16(),
     });
-    let mut response = Response::new(Body::new(Bytes::from(body.to_string())));
+    let mut response = Response::new(super::full(Bytes::from(body.to_string())));
     *response.status_mut() = code;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -28,15 +28,4 @@ pub fn failure(code: StatusCode, reason: &str, message: &str) -> Response<Body> 
 /// 401 for a request without credentials.
 pub fn unauthorized() -> Response<Body> {
     failure(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
-}
-
-/// 404 for a path that is not served.
-pub fn not_found(path: &str) -> Response<Body> {
-    failure(
-        StatusCode::NOT_FOUND,
-        "NotFound",
-        &format!(
-            "the server could not find the requested resource ({path}: the Kubernetes API is not served by Skiff yet)"
-        ),
-    )
 }

@@ -1,5 +1,5 @@
 //! The apiserver's front door with the real kubectl: TLS, client
-//! certificates, health and version.
+//! certificates, health and version, and the API behind them.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -31,7 +31,14 @@ impl Front {
         std::fs::write(&ca, &tls.server_ca.cert_pem).unwrap();
         let stop = CancellationToken::new();
         let config = apiserver::tls_config(&tls).unwrap();
-        tokio::spawn(apiserver::serve(listener, config, stop.clone()));
+        let log = std::sync::Arc::new(
+            skiff_server::datastore::SqliteLog::open(&dir.path().join("db/state.db")).unwrap(),
+        );
+        let api = std::sync::Arc::new(
+            apiserver::Api::new(log, url.clone(), "10.43.0.0/16".parse().unwrap()).unwrap(),
+        );
+        apiserver::bootstrap(&api, 6443).unwrap();
+        tokio::spawn(apiserver::serve(listener, config, api, stop.clone()));
         Front {
             _dir: dir,
             kubeconfig,
@@ -54,7 +61,7 @@ async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     command.output().await.expect("kubectl on PATH")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_reads_health_and_version_with_the_admin_certificate() {
     let front = Front::start().await;
     for path in ["/healthz", "/livez", "/readyz", "/readyz/ping"] {
@@ -92,7 +99,7 @@ async fn anonymous_get(front: &Front, path: &str) -> (String, String) {
     (code.to_owned(), body.to_owned())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_client_gets_health_but_not_the_api() {
     let front = Front::start().await;
     assert_eq!(
@@ -106,12 +113,41 @@ async fn an_anonymous_client_gets_health_but_not_the_api() {
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["kind"], "Status");
     assert_eq!(status["reason"], "Unauthorized");
-    // With the admin certificate: the API is not served yet, and says so.
+    // With the admin certificate: the API.
     let out = kubectl(&front.kubeconfig, &["get", "--raw", "/api"]).await;
-    assert!(!out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let versions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(versions["versions"][0], "v1");
+    let out = kubectl(&front.kubeconfig, &["get", "--raw", "/nothing/here"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("could not find the requested resource"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_namespaces_and_the_kubernetes_service_exist_at_start() {
+    let front = Front::start().await;
+    let out = kubectl(&front.kubeconfig, &["get", "namespaces", "-o", "name"]).await;
+    let names = String::from_utf8_lossy(&out.stdout);
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(names.contains(&format!("namespace/{ns}")), "{names}");
+    }
+    let out = kubectl(
+        &front.kubeconfig,
+        &[
+            "get",
+            "service",
+            "kubernetes",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "10.43.0.1");
 }

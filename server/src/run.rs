@@ -1,0 +1,186 @@
+//! `skiff server`: the datastore, certificates, admin kubeconfig and the
+//! apiserver on :6443, with the namespace cleaner and datastore compaction
+//! in the background. (The scheduler, controllers and the node agent come
+//! with the first-cluster issue; until then `--disable-agent` is required.)
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::apiserver::{self, Api};
+use crate::datastore::{RevisionLog, SqliteLog};
+use crate::kubeconfig;
+use crate::tls::ClusterTls;
+
+/// How often old revisions are compacted.
+const COMPACT_EVERY: Duration = Duration::from_secs(300);
+/// Revisions kept behind the current one at compaction (kine keeps 1000).
+const KEEP_REVISIONS: i64 = 1000;
+
+/// How `skiff server` is configured.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The data directory (`/var/lib/skiff`).
+    pub data_dir: PathBuf,
+    /// Address the apiserver binds.
+    pub bind_address: IpAddr,
+    /// The apiserver's port (6443).
+    pub https_port: u16,
+    /// Extra names and addresses for the serving certificate.
+    pub tls_sans: Vec<String>,
+    /// Where the admin kubeconfig is written.
+    pub write_kubeconfig: PathBuf,
+    /// Its mode.
+    pub write_kubeconfig_mode: u32,
+    /// The service CIDR.
+    pub service_cidr: ipnet::Ipv4Net,
+}
+
+/// A failure starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The datastore could not be opened.
+    #[error(transparent)]
+    Datastore(#[from] crate::datastore::DatastoreError),
+    /// The certificates could not be made or read.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The apiserver could not be set up.
+    #[error(transparent)]
+    ApiServer(#[from] apiserver::ApiServerError),
+    /// The API could not start.
+    #[error("starting the API: {0}")]
+    Api(#[from] apiserver::ApiError),
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the server until `shutdown` resolves.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let started = std::time::Instant::now();
+    let server_dir = config.data_dir.join("server");
+    let db_path = server_dir.join("db").join("state.db");
+    let log: Arc<dyn RevisionLog> = Arc::new(SqliteLog::open(&db_path)?);
+    let tls = ClusterTls::load_or_create(&server_dir.join("tls"), &config.tls_sans)?;
+    let address = SocketAddr::new(config.bind_address, config.https_port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Io {
+            what: format!("binding the apiserver to {address}"),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Io {
+        what: "reading the apiserver's address".into(),
+        source,
+    })?;
+    let client_host = if config.bind_address.is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        config.bind_address.to_string()
+    };
+    let url = format!("https://{client_host}:{}", local.port());
+    let api = tokio::task::block_in_place(|| {
+        Api::new(
+            log.clone(),
+            format!("{client_host}:{}", local.port()),
+            config.service_cidr,
+        )
+    })?;
+    let api = Arc::new(api);
+    tokio::task::block_in_place(|| apiserver::bootstrap(&api, local.port()))?;
+    kubeconfig::write_admin_kubeconfig(
+        &config.write_kubeconfig,
+        config.write_kubeconfig_mode,
+        &tls,
+        &url,
+    )
+    .map_err(|source| ServerError::Io {
+        what: format!(
+            "writing the admin kubeconfig {}",
+            config.write_kubeconfig.display()
+        ),
+        source,
+    })?;
+    let rustls = apiserver::tls_config(&tls)?;
+    let token = CancellationToken::new();
+    let serving = tokio::spawn(apiserver::serve(
+        listener,
+        rustls,
+        api.clone(),
+        token.clone(),
+    ));
+    let cleaner = tokio::spawn(apiserver::run_cleaner(api.clone(), token.clone()));
+    let compactor = tokio::spawn(compact(log.clone(), token.clone()));
+    let expirer = tokio::spawn(expire_events(api.clone(), token.clone()));
+    tracing::info!(
+        %url,
+        kubeconfig = %config.write_kubeconfig.display(),
+        ready_ms = started.elapsed().as_millis() as u64,
+        "apiserver ready"
+    );
+    shutdown.await;
+    tracing::info!("shutting down");
+    token.cancel();
+    let _ = tokio::join!(serving, cleaner, compactor, expirer);
+    Ok(())
+}
+
+/// Deletes events older than the event TTL, every minute.
+async fn expire_events(api: Arc<Api>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        let api = api.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            apiserver::expire_events(&api, apiserver::EVENT_TTL, time::OffsetDateTime::now_utc())
+        })
+        .await;
+        match result {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => tracing::debug!(removed, "expired events deleted"),
+            Ok(Err(err)) => tracing::warn!(%err, "deleting expired events"),
+            Err(err) => tracing::warn!(%err, "event expiry task"),
+        }
+    }
+}
+
+/// Compacts the datastore every few minutes, keeping recent history for
+/// watches that reconnect.
+async fn compact(log: Arc<dyn RevisionLog>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(COMPACT_EVERY) => {}
+        }
+        let log = log.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let current = log.current_revision()?;
+            let target = current - KEEP_REVISIONS;
+            if target <= log.compact_revision()? {
+                return Ok(0);
+            }
+            log.compact(target)
+        })
+        .await;
+        match result {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => tracing::debug!(removed, "datastore compacted"),
+            Ok(Err(err)) => tracing::warn!(%err, "compacting the datastore"),
+            Err(err) => tracing::warn!(%err, "compaction task"),
+        }
+    }
+}
