@@ -153,6 +153,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
+    tokio::spawn(trim_when_quiet(shutdown.clone()));
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -335,13 +336,38 @@ async fn answer(
             .is_some_and(|rows| rows.len() > LARGE_LIST);
     let response = reply_response(reply, yaml);
     if large {
-        release_freed_memory();
+        TRIM_WANTED.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     Ok(response)
 }
 
 /// Lists this long leave megabytes of freed heap behind.
 const LARGE_LIST: usize = 1000;
+
+/// Set after a large answer; the trimmer gives the freed heap back once
+/// answers have been quiet for a while (trimming after every list would
+/// make the next one fault its memory in again).
+static TRIM_WANTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How long after a large answer the heap is trimmed.
+const TRIM_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Trims the heap when a large answer asked for it and things went quiet.
+async fn trim_when_quiet(shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(TRIM_AFTER) => {}
+        }
+        if TRIM_WANTED.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            // Wait one more period without large answers.
+            tokio::time::sleep(TRIM_AFTER).await;
+            if !TRIM_WANTED.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+            }
+        }
+    }
+}
 
 /// Gives freed heap back to the kernel after a large answer was built
 /// (OpenAPI documents, long lists), so the server's idle memory stays small.

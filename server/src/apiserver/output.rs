@@ -143,12 +143,13 @@ pub fn many(
                     })
                     .collect()
             };
-            json!({
-                "kind": format!("{}List", call.rt.kind),
-                "apiVersion": call.rt.api_version(),
-                "metadata": metadata,
-                "items": items,
-            })
+            // Built by hand so the items move in rather than being copied.
+            let mut list = serde_json::Map::new();
+            list.insert("kind".into(), json!(format!("{}List", call.rt.kind)));
+            list.insert("apiVersion".into(), json!(call.rt.api_version()));
+            list.insert("metadata".into(), metadata);
+            list.insert("items".into(), Value::Array(items));
+            Value::Object(list)
         }
         Wanted::Metadata => json!({
             "kind": "PartialObjectMetadataList",
