@@ -66,6 +66,9 @@ pub struct Reply {
     pub body: Value,
     /// `Warning` headers (unknown fields under fieldValidation=Warn, ...).
     pub warnings: Vec<String>,
+    /// The body as JSON bytes already, when it was assembled without
+    /// building `body` (plain lists); `body` is then `Null`.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -80,6 +83,7 @@ impl Reply {
             code,
             body,
             warnings: Vec::new(),
+            raw: None,
         }
     }
 }

@@ -333,7 +333,11 @@ async fn answer(
         .is_some_and(|items| items.len() > LARGE_LIST)
         || reply.body["rows"]
             .as_array()
-            .is_some_and(|rows| rows.len() > LARGE_LIST);
+            .is_some_and(|rows| rows.len() > LARGE_LIST)
+        || reply
+            .raw
+            .as_ref()
+            .is_some_and(|raw| raw.len() > LARGE_LIST * 1024);
     let response = reply_response(reply, yaml);
     if large {
         TRIM_WANTED.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -380,7 +384,22 @@ fn release_freed_memory() {
 }
 
 fn reply_response(reply: Reply, yaml: bool) -> Response<Body> {
-    let mut response = body::respond(reply.code, &reply.body, yaml);
+    let mut response = match reply.raw {
+        Some(raw) if !yaml => {
+            let mut response = Response::new(full(raw));
+            *response.status_mut() = reply.code;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Some(raw) => {
+            let value: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+            body::respond(reply.code, &value, yaml)
+        }
+        None => body::respond(reply.code, &reply.body, yaml),
+    };
     for warning in reply.warnings {
         let text = format!("299 - \"{}\"", warning.replace('"', "\\\""));
         if let Ok(value) = header::HeaderValue::from_str(&text) {

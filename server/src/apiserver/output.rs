@@ -128,21 +128,6 @@ pub fn many(
     }
     Ok(match call.wanted {
         Wanted::Object => {
-            let items: Vec<Value> = if call.rt.custom {
-                items
-            } else {
-                // Built-in lists carry their items' kind in the list's.
-                items
-                    .into_iter()
-                    .map(|mut item| {
-                        if let Some(map) = item.as_object_mut() {
-                            map.remove("kind");
-                            map.remove("apiVersion");
-                        }
-                        item
-                    })
-                    .collect()
-            };
             // Built by hand so the items move in rather than being copied.
             let mut list = serde_json::Map::new();
             list.insert("kind".into(), json!(format!("{}List", call.rt.kind)));
