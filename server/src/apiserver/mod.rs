@@ -22,6 +22,7 @@
 //! - `patch`, `apply`, `schema`: patches, server-side apply, patch metadata.
 //! - `defaults`, `validation`: per-kind defaulting and validation.
 //! - `table`, `selector`: Table output, label and field selectors.
+//! - `reviews`: access and identity reviews (`kubectl auth can-i|whoami`).
 //! - `services`, `namespaces`, `events`: service IPs and ports, namespace
 //!   lifecycle, event expiry.
 //! - `error`, `status`, `health`: Status answers, health and version.
@@ -45,6 +46,7 @@ mod patch;
 mod protobuf;
 mod request;
 mod resources;
+mod reviews;
 mod schema;
 pub mod selector;
 mod services;
@@ -431,31 +433,50 @@ fn json_bytes(bytes: Vec<u8>) -> Response<Body> {
     response
 }
 
-/// `/openapi/v2` as JSON; kubectl's protobuf request is refused with 406
-/// (it then validates on the server, which advertises fieldValidation).
+/// `/openapi/v2` as JSON, or as gnostic's protobuf for kubectl's
+/// client-side validation (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`
+/// or `...v2.v1.0+protobuf`, answered like kube-apiserver with the latter);
+/// 406 for anything else. The first acceptable clause of `Accept` wins.
 fn openapi_v2(api: &Api, headers: &header::HeaderMap) -> Result<Response<Body>, ApiError> {
+    const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+    const PROTOBUF_DEPRECATED: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let json_ok = accept.is_empty()
-        || accept.split(',').any(|a| {
-            matches!(
-                a.split(';').next().unwrap_or("").trim(),
-                "application/json" | "*/*" | "application/*"
-            )
-        });
-    if !json_ok {
-        return Err(ApiError::not_acceptable(
-            "only application/json is served at /openapi/v2",
-        ));
+        .unwrap_or("");
+    let protobuf = if accept.trim().is_empty() {
+        false
+    } else {
+        accept
+            .split(',')
+            .find_map(|a| match a.split(';').next().unwrap_or("").trim() {
+                "application/json" | "*/*" | "application/*" => Some(false),
+                PROTOBUF | PROTOBUF_DEPRECATED => Some(true),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                ApiError::not_acceptable(format!(
+                    "only application/json and {PROTOBUF} are served at /openapi/v2"
+                ))
+            })?
+    };
+    let (served, custom) = (served(api), crd_schemas(api));
+    let bytes = if protobuf {
+        api.openapi.v2_protobuf(&served, &custom)
+    } else {
+        api.openapi.v2_json(&served, &custom)
     }
-    let bytes = api
-        .openapi
-        .v2_json(&served(api), &crd_schemas(api))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     release_freed_memory();
-    Ok(json_bytes(bytes))
+    if !protobuf {
+        return Ok(json_bytes(bytes));
+    }
+    let mut response = Response::new(full(bytes));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(PROTOBUF),
+    );
+    Ok(response)
 }
 
 fn served(api: &Api) -> Vec<openapi::ServedResource> {

@@ -17,11 +17,13 @@
 //!   `parameters`: their parameters.
 //! - `documents`: the `/openapi/v2`, `/openapi/v3` and `/openapi/v3/<path>`
 //!   documents and their hashes.
+//! - `protobuf_v2`: the `/openapi/v2` document as gnostic's protobuf.
 
 mod documents;
 mod index;
 mod parameters;
 mod paths;
+mod protobuf_v2;
 mod unknown;
 
 use serde_json::Value;
@@ -145,6 +147,17 @@ impl OpenApi {
         extra: &[CustomSchema],
     ) -> Result<Vec<u8>, OpenApiError> {
         documents::v2(&self.index, resources, extra)
+    }
+
+    /// The `/openapi/v2` document of [`OpenApi::v2_json`] as gnostic's
+    /// `openapi.v2.Document` protobuf, which kubectl reads to validate
+    /// manifests on the client (every item of a `kind: List`).
+    pub fn v2_protobuf(
+        &self,
+        resources: &[ServedResource],
+        extra: &[CustomSchema],
+    ) -> Result<Vec<u8>, OpenApiError> {
+        protobuf_v2::encode(self.v2_json(resources, extra)?)
     }
 
     /// The `/openapi/v3` discovery document: `{"paths": {"api/v1":

@@ -475,6 +475,26 @@ const BUILTIN: &[Builtin] = &[
         NONE,
     ),
     (
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        false,
+        NONE,
+        NONE,
+        NONE,
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+        NONE,
+        NONE,
+        NONE,
+    ),
+    (
         "scheduling.k8s.io",
         "v1",
         "PriorityClass",
@@ -526,7 +546,12 @@ fn builtin() -> Vec<Arc<ResourceType>> {
         .map(
             |&(group, version, kind, plural, namespaced, short, categories, subresources)| {
                 let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
-                let verbs = strings(STORED_VERBS);
+                // Reviews are answered, not stored: create only.
+                let verbs = if plural.ends_with("reviews") {
+                    vec!["create".to_owned()]
+                } else {
+                    strings(STORED_VERBS)
+                };
                 Arc::new(ResourceType {
                     group: group.into(),
                     version: version.into(),

@@ -173,6 +173,9 @@ fn list_revision(api: &Api, call: &Call) -> Result<Revision, ApiError> {
 
 /// `create` (POST on a collection).
 pub fn create(api: &Api, call: &Call, bytes: &[u8]) -> Result<Reply, ApiError> {
+    if super::reviews::is_review(&call.rt.group, &call.rt.plural) {
+        return super::reviews::answer(call, bytes);
+    }
     let mut obj = body::decode_object(&call.headers, bytes)?;
     let warnings = api.check_fields(call, &mut obj)?;
     let rt = &call.rt;

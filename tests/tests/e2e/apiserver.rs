@@ -702,3 +702,52 @@ fn kill_9_during_a_write_storm_loses_no_acknowledged_write() {
         );
     }
 }
+
+#[test]
+fn lists_validate_on_the_client_and_round_trip_through_get_and_apply() {
+    let (_dir, server) = start();
+    // kubectl validates a `kind: List` itself, with the protobuf /openapi/v2.
+    let list = r#"{"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "one"}, "data": {"a": "1"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "two"}, "data": {"b": "2"}}]}"#;
+    let created = apply(&server, &["create", "-f", "-"], list);
+    assert!(
+        created.contains("configmap/one created") && created.contains("configmap/two created"),
+        "{created}"
+    );
+    let bad = list
+        .replace(r#""data": {"b": "2"}"#, r#""dataa": {"b": "2"}"#)
+        .replace("one", "three")
+        .replace("two", "four");
+    let err = failed(
+        server
+            .kubectl_with(&["create", "-f", "-"], Some(&bad), &[])
+            .unwrap(),
+    );
+    assert!(
+        err.contains("unknown field") && err.contains("dataa"),
+        "{err}"
+    );
+    // What `get -o yaml` prints applies back.
+    let yaml = kubectl(&server, &["get", "configmaps", "one", "two", "-o", "yaml"]);
+    kubectl(&server, &["delete", "configmap", "one", "two"]);
+    let applied = apply(&server, &["apply", "-f", "-"], &yaml);
+    assert!(
+        applied.contains("configmap/one") && applied.contains("configmap/two"),
+        "{applied}"
+    );
+}
+
+#[test]
+fn auth_can_i_and_whoami_answer_for_the_admin() {
+    let (_dir, server) = start();
+    assert_eq!(
+        kubectl(&server, &["auth", "can-i", "create", "deployments"]).trim(),
+        "yes"
+    );
+    let whoami = kubectl(&server, &["auth", "whoami"]);
+    assert!(
+        whoami.contains("system:admin") && whoami.contains("system:masters"),
+        "{whoami}"
+    );
+}
