@@ -751,3 +751,82 @@ fn auth_can_i_and_whoami_answer_for_the_admin() {
         "{whoami}"
     );
 }
+
+#[test]
+fn lists_with_custom_resources_validate_against_their_crd_schema() {
+    let (_dir, server) = start();
+    let crd = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: crontabs.stable.example.com}
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names: {plural: crontabs, singular: crontab, kind: CronTab}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              cronSpec: {type: string, pattern: '^\d+$', default: "5"}
+              replicas: {type: integer, minimum: 1, maximum: 10}
+              port: {x-kubernetes-int-or-string: true, anyOf: [{type: integer}, {type: string}]}
+              mode: {type: string, enum: [a, b], nullable: true}
+              free: {type: object, x-kubernetes-preserve-unknown-fields: true}
+              tags: {type: array, items: {type: string}, x-kubernetes-list-type: set}
+"#;
+    apply(&server, &["apply", "-f", "-"], crd);
+    let list = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: stable.example.com/v1
+  kind: CronTab
+  metadata: {name: c1}
+  spec: {cronSpec: "5", replicas: 2, port: 80, mode: a, free: {x: 1}, tags: [q]}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: c1}
+"#;
+    // The CRD is served a moment after it is created.
+    let mut created = String::new();
+    for _ in 0..50 {
+        let out = server
+            .kubectl_with(&["create", "-f", "-"], Some(list), &[])
+            .unwrap();
+        if out.status.success() {
+            created = String::from_utf8_lossy(&out.stdout).into_owned();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        created.contains("crontab.stable.example.com/c1 created")
+            && created.contains("configmap/c1 created"),
+        "{created}"
+    );
+    // An unknown field in one item fails the whole list on the client:
+    // nothing of it is created.
+    let bad = list
+        .replace("name: c1", "name: c2")
+        .replace("tags: [q]}", "tags: [q], bogus: 1}");
+    let err = failed(
+        server
+            .kubectl_with(&["create", "-f", "-"], Some(&bad), &[])
+            .unwrap(),
+    );
+    assert!(
+        err.contains(r#"unknown field "bogus" in com.example.stable.v1.CronTab.spec"#),
+        "{err}"
+    );
+    let left = kubectl_fails(&server, &["get", "configmap", "c2"]);
+    assert!(left.contains("NotFound"), "{left}");
+    let left = kubectl_fails(&server, &["get", "crontab", "c2"]);
+    assert!(left.contains("NotFound"), "{left}");
+}
