@@ -362,6 +362,19 @@ impl Api {
         if rt.namespaced {
             self.namespace_changed();
         }
+        if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
+            match crds::delete_custom_resources(self, obj) {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(
+                    crd = meta_str(obj, "name"),
+                    removed,
+                    "custom resources of a deleted CRD removed"
+                ),
+                Err(err) => {
+                    tracing::warn!(%err, crd = meta_str(obj, "name"), "removing the custom resources of a deleted CRD")
+                }
+            }
+        }
         self.changed(rt, obj);
     }
 

@@ -74,6 +74,38 @@ pub fn resource_types(api: &Api) -> Result<Vec<Arc<ResourceType>>, ApiError> {
     Ok(types)
 }
 
+/// Deletes every custom resource of a deleted CRD (kube-apiserver does this
+/// before the CRD goes), so a CRD made again later starts empty; returns
+/// how many were removed.
+pub fn delete_custom_resources(api: &Api, crd: &Value) -> Result<usize, ApiError> {
+    let group = crd["spec"]["group"].as_str().unwrap_or("");
+    let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or("");
+    if group.is_empty() || plural.is_empty() {
+        return Ok(0);
+    }
+    let prefix = format!("/registry/{group}/{plural}/");
+    let log = api.store.log();
+    let mut removed = 0;
+    loop {
+        let page = log.list(&crate::datastore::ListOptions {
+            prefix: prefix.clone(),
+            start_after: None,
+            revision: 0,
+            limit: 500,
+        })?;
+        if page.kvs.is_empty() {
+            return Ok(removed);
+        }
+        for kv in &page.kvs {
+            match log.delete(&kv.key, 0) {
+                Ok(_) => removed += 1,
+                Err(crate::datastore::DatastoreError::NotFound(_)) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}
+
 /// The CRD version serving `rt`.
 fn version_of(api: &Api, rt: &ResourceType) -> Option<Value> {
     let crd_rt = crd_type(api)?;

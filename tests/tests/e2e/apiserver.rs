@@ -497,6 +497,19 @@ spec:
     );
     assert!(err.contains("spec.length"), "{err}");
     kubectl(&server, &["delete", "crd", "boats.example.com"]);
+    // Its custom resources went with it: made again, the CRD starts empty.
+    apply(&server, &["apply", "-f", "-"], crd);
+    let mut listed = String::new();
+    for _ in 0..50 {
+        match server.kubectl(&["get", "boats", "-o", "name"]).unwrap() {
+            out if out.status.success() => {
+                listed = String::from_utf8_lossy(&out.stdout).into_owned();
+                break;
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+    assert!(listed.trim().is_empty(), "{listed}");
 }
 
 #[test]
