@@ -352,6 +352,8 @@ fn apply_creates_changes_and_reapplies_client_and_server_side() {
 
 #[test]
 fn get_watch_sees_changes_in_order() {
+    use std::io::BufRead as _;
+    use std::time::{Duration, Instant};
     let (_dir, server) = start();
     kubectl(&server, &["create", "configmap", "w0"]);
     let mut watch = std::process::Command::new("kubectl")
@@ -362,22 +364,46 @@ fn get_watch_sees_changes_in_order() {
             "configmaps",
             "-w",
             "--output-watch-events",
-            "--request-timeout=20s",
+            "--request-timeout=30s",
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Lines as they come, as "TYPE name".
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let event: Vec<&str> = line.split_whitespace().take(2).collect();
+            if tx.send(event.join(" ")).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let wait_for = |wanted: &str, seen: &mut Vec<String>| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !seen.iter().any(|l| l == wanted) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("{wanted} not seen in {seen:?}"),
+            }
+        }
+    };
+    // The watch is running once it has shown the existing object.
+    wait_for("ADDED w0", &mut seen);
     for name in ["w1", "w2", "w3"] {
         kubectl(&server, &["create", "configmap", name]);
     }
     kubectl(&server, &["label", "configmap", "w1", "x=y"]);
     kubectl(&server, &["delete", "configmap", "w2"]);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_for("DELETED w2", &mut seen);
     let _ = watch.kill();
-    let out = watch.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<&str> = text.lines().filter(|l| !l.starts_with("EVENT")).collect();
+    let _ = watch.wait();
     let expected = [
         "ADDED w0",
         "ADDED w1",
@@ -386,20 +412,15 @@ fn get_watch_sees_changes_in_order() {
         "MODIFIED w1",
         "DELETED w2",
     ];
-    let normalized: Vec<String> = events
-        .iter()
-        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-        .collect();
     let positions: Vec<usize> = expected
         .iter()
         .map(|e| {
-            normalized
-                .iter()
+            seen.iter()
                 .position(|l| l == e)
-                .unwrap_or_else(|| panic!("{e} missing in {normalized:?}"))
+                .unwrap_or_else(|| panic!("{e} missing in {seen:?}"))
         })
         .collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{normalized:?}");
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
 }
 
 #[test]
