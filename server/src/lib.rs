@@ -5,8 +5,12 @@
 //!
 //! # Layout
 //!
-//! - `apiserver`: the HTTPS front door (client-certificate authentication,
-//!   health and version endpoints); the API itself is being built.
+//! - `apiserver`: the Kubernetes API over HTTPS (client-certificate
+//!   authentication, discovery, OpenAPI, every verb) on the datastore.
+//! - `run`: the `skiff server` role.
+//! - `scheduler`: where a pending pod goes, or kube-scheduler's reason why
+//!   nowhere ([`scheduler::schedule`]); pure functions, no I/O — the loop
+//!   that binds pods comes with the first-cluster issue.
 //! - `datastore`: the revisioned key-value log the apiserver stores API
 //!   objects in ([`datastore::RevisionLog`]), on SQLite by default.
 //! - `tls`: the cluster's CAs and certificates ([`tls::ClusterTls`]).
@@ -18,4 +22,5 @@ pub mod apiserver;
 pub mod datastore;
 pub mod kubeconfig;
 pub mod run;
+pub mod scheduler;
 pub mod tls;
