@@ -1,7 +1,8 @@
 //! Skiff's server: apiserver, datastore, scheduler and controllers.
 //!
-//! Being built: the datastore is here; the apiserver comes next. `skiff
-//! server` exits with an error saying it is not built yet.
+//! Built: the datastore, certificates and the apiserver (`skiff server
+//! --disable-agent`). Being built: the scheduler (its decision logic is
+//! here), controllers and the built-in agent.
 //!
 //! # Layout
 //!
