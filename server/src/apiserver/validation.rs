@@ -31,7 +31,7 @@ mod containers;
 mod crd;
 mod cron;
 mod meta;
-mod names;
+pub(super) mod names;
 mod network;
 mod pods;
 mod quantity;

@@ -195,7 +195,7 @@ fn is_qualified_shape(s: &str) -> bool {
 }
 
 /// `IsQualifiedName` (label keys, annotation keys, finalizers, ...).
-pub(super) fn qualified_name(s: &str) -> Vec<String> {
+pub(in crate::apiserver) fn qualified_name(s: &str) -> Vec<String> {
     let examples = ["MyName", "my.name", "123-abc"];
     let parts: Vec<&str> = s.split('/').collect();
     let mut errs = Vec::new();
@@ -235,7 +235,7 @@ pub(super) fn qualified_name(s: &str) -> Vec<String> {
 }
 
 /// `IsValidLabelValue`.
-pub(super) fn label_value(s: &str) -> Vec<String> {
+pub(in crate::apiserver) fn label_value(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if s.len() > 63 {
         errs.push(max_len_error(63));
