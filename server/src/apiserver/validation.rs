@@ -24,7 +24,7 @@
 //!   PriorityClasses, LimitRanges, ResourceQuotas.
 
 mod batch;
-mod cause;
+pub(super) mod cause;
 mod cluster;
 mod config;
 mod containers;

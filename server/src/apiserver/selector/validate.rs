@@ -22,23 +22,7 @@ pub(super) fn invalid(path: &str, value: &str, detail: &str) -> String {
 
 /// Go's `%q` of a string.
 pub(super) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    super::super::validation::cause::go_quote(s)
 }
 
 /// Go's `%#v` of a `[]string` (an empty one is nil where upstream builds it).

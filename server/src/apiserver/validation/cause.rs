@@ -145,7 +145,7 @@ pub(super) fn key(parent: &str, k: &str) -> String {
 }
 
 /// Go's `%q` of a string.
-pub(super) fn go_quote(s: &str) -> String {
+pub(in crate::apiserver) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
