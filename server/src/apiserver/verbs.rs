@@ -134,6 +134,8 @@ fn continue_expired(err: ApiError, call: &Call) -> ApiError {
         ApiError::expired(
             "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
         )
+    } else if err.code == StatusCode::GONE {
+        ApiError::expired("The resourceVersion for the provided list is too old.")
     } else {
         err
     }

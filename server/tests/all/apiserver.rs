@@ -17,6 +17,7 @@ struct Front {
     ca: PathBuf,
     url: String,
     stop: CancellationToken,
+    log: std::sync::Arc<skiff_server::datastore::SqliteLog>,
 }
 
 impl Front {
@@ -35,7 +36,7 @@ impl Front {
             skiff_server::datastore::SqliteLog::open(&dir.path().join("db/state.db")).unwrap(),
         );
         let api = std::sync::Arc::new(
-            apiserver::Api::new(log, url.clone(), "10.43.0.0/16".parse().unwrap()).unwrap(),
+            apiserver::Api::new(log.clone(), url.clone(), "10.43.0.0/16".parse().unwrap()).unwrap(),
         );
         apiserver::bootstrap(&api, 6443).unwrap();
         tokio::spawn(apiserver::serve(listener, config, api, stop.clone()));
@@ -45,6 +46,7 @@ impl Front {
             ca,
             url,
             stop,
+            log,
         }
     }
 }
@@ -150,4 +152,37 @@ async fn the_system_namespaces_and_the_kubernetes_service_exist_at_start() {
     )
     .await;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "10.43.0.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_at_a_compacted_resource_version_is_410_expired() {
+    use skiff_server::datastore::RevisionLog;
+    let front = Front::start().await;
+    for name in ["a", "b", "c"] {
+        let out = kubectl(&front.kubeconfig, &["create", "configmap", name]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let current = front.log.current_revision().unwrap();
+    front.log.compact(current).unwrap();
+    let out = kubectl(
+        &front.kubeconfig,
+        &[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps?resourceVersion=2&resourceVersionMatch=Exact",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("(Expired)") && stderr.contains("provided list is too old"),
+        "{stderr}"
+    );
+    // The latest state is still there.
+    let out = kubectl(&front.kubeconfig, &["get", "configmaps", "-o", "name"]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
 }
