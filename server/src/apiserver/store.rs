@@ -23,8 +23,6 @@ pub struct Page {
     pub revision: Revision,
     /// The last key read, when more remain.
     pub continue_after: Option<String>,
-    /// How many keys remain after the page (when known).
-    pub remaining: Option<usize>,
 }
 
 /// A page of a list as stored JSON (resourceVersion spliced in), for
@@ -221,6 +219,30 @@ impl Store {
         }
     }
 
+    /// The stored key-values of a page: (values, revision read at, the last
+    /// key when more remain).
+    fn read_page(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        revision: Revision,
+        start_after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<KeyValue>, Revision, Option<String>), ApiError> {
+        let result = self.log.list(&ListOptions {
+            prefix: Self::prefix(rt, namespace),
+            start_after,
+            revision,
+            limit,
+        })?;
+        let continue_after = if result.more {
+            result.kvs.last().map(|kv| kv.key.clone())
+        } else {
+            None
+        };
+        Ok((result.kvs, result.revision, continue_after))
+    }
+
     /// A page of a namespace's objects (every namespace for ""), at
     /// `revision` (0: the latest), after the key `start_after`.
     pub fn list(
@@ -231,28 +253,16 @@ impl Store {
         start_after: Option<String>,
         limit: usize,
     ) -> Result<Page, ApiError> {
-        let prefix = Self::prefix(rt, namespace);
-        let result = self.log.list(&ListOptions {
-            prefix: prefix.clone(),
-            start_after,
-            revision,
-            limit,
-        })?;
-        let items = result
-            .kvs
+        let (kvs, revision, continue_after) =
+            self.read_page(rt, namespace, revision, start_after, limit)?;
+        let items = kvs
             .iter()
             .map(|kv| Self::decode(rt, kv))
             .collect::<Result<Vec<_>, _>>()?;
-        let continue_after = if result.more {
-            result.kvs.last().map(|kv| kv.key.clone())
-        } else {
-            None
-        };
         Ok(Page {
             items,
-            revision: result.revision,
+            revision,
             continue_after,
-            remaining: None,
         })
     }
 
@@ -268,31 +278,18 @@ impl Store {
         start_after: Option<String>,
         limit: usize,
     ) -> Result<RawPage, ApiError> {
-        let prefix = Self::prefix(rt, namespace);
-        let result = self.log.list(&ListOptions {
-            prefix,
-            start_after,
-            revision,
-            limit,
-        })?;
-        let mut items = Vec::with_capacity(result.kvs.len());
-        for kv in &result.kvs {
+        let (kvs, revision, continue_after) =
+            self.read_page(rt, namespace, revision, start_after, limit)?;
+        let mut items = Vec::with_capacity(kvs.len());
+        for kv in &kvs {
             match splice_resource_version(&kv.value, kv.mod_revision) {
                 Some(bytes) => items.push(bytes),
-                None => {
-                    let obj = Self::decode(rt, kv)?;
-                    items.push(obj.to_string().into_bytes());
-                }
+                None => items.push(Self::decode(rt, kv)?.to_string().into_bytes()),
             }
         }
-        let continue_after = if result.more {
-            result.kvs.last().map(|kv| kv.key.clone())
-        } else {
-            None
-        };
         Ok(RawPage {
             items,
-            revision: result.revision,
+            revision,
             continue_after,
         })
     }
