@@ -11,6 +11,7 @@ use super::context::{Call, Reply};
 use super::error::ApiError;
 use super::object::meta_str;
 use super::patch::{self, PatchType};
+use super::selector::LabelSelector;
 use super::store;
 use super::verbs::{self, DeleteOptions, Part};
 
@@ -83,38 +84,17 @@ fn scale_of(call: &Call, obj: &Value) -> Value {
     })
 }
 
-/// A label selector object as the string form Scale carries.
+/// A workload's selector as the string Scale carries (kube-apiserver's
+/// `LabelSelectorAsSelector(...).String()`); a ReplicationController's
+/// selector is a plain label map.
 fn selector_string(selector: &Value) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let labels = selector.get("matchLabels").unwrap_or(selector);
-    if let Some(map) = labels.as_object() {
-        for (k, v) in map {
-            if let Some(v) = v.as_str() {
-                parts.push(format!("{k}={v}"));
-            }
-        }
-    }
-    for expr in selector["matchExpressions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let key = expr["key"].as_str().unwrap_or("");
-        let values: Vec<&str> = expr["values"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        match expr["operator"].as_str().unwrap_or("") {
-            "In" => parts.push(format!("{key} in ({})", values.join(","))),
-            "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
-            "Exists" => parts.push(key.to_owned()),
-            "DoesNotExist" => parts.push(format!("!{key}")),
-            _ => {}
-        }
-    }
-    parts.join(",")
+    let parsed =
+        if selector.get("matchLabels").is_some() || selector.get("matchExpressions").is_some() {
+            LabelSelector::from_object(selector).ok()
+        } else {
+            selector.as_object().map(LabelSelector::from_map)
+        };
+    parsed.map(|s| s.to_string()).unwrap_or_default()
 }
 
 fn update_scale(api: &Api, call: &Call, bytes: &[u8]) -> Result<Reply, ApiError> {
