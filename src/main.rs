@@ -96,6 +96,12 @@ struct ServerArgs {
     /// Run the control plane without this machine's node agent.
     #[arg(long)]
     disable_agent: bool,
+    /// Do not run the scheduler.
+    #[arg(long)]
+    disable_scheduler: bool,
+    /// Do not run the controller-manager.
+    #[arg(long)]
+    disable_controller_manager: bool,
     /// Config file whose keys are these flags' names.
     #[arg(long, short = 'c', env = "SKIFF_CONFIG_FILE", default_value = config_file::DEFAULT_PATH)]
     config: PathBuf,
@@ -248,6 +254,10 @@ fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         write_kubeconfig: args.write_kubeconfig,
         write_kubeconfig_mode: args.write_kubeconfig_mode,
         service_cidr: args.service_cidr,
+        components: skiff_server::run::Components {
+            scheduler: !args.disable_scheduler,
+            controller_manager: !args.disable_controller_manager,
+        },
     };
     let _ = args.cluster_cidr;
     tokio_runtime()?.block_on(skiff_server::run::run(config, shutdown_signal()))?;

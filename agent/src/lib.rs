@@ -1,9 +1,14 @@
 //! Skiff's agent: kubelet, node registration, pod network, service proxy and
 //! cluster DNS.
 //!
-//! Not built yet: arrives with the "first cluster" issue. `skiff agent` exits
-//! with an error saying so.
+//! `skiff server` runs the agent in its own process (unless
+//! `--disable-agent`); `skiff agent --server URL --token T` for joining
+//! nodes is not built yet and says so.
 //!
 //! # Layout
 //!
-//! Empty until the agent lands.
+//! - [`api_client`]: connecting to the apiserver as one component, with its
+//!   own client certificate.
+#![deny(missing_docs)]
+
+pub mod api_client;

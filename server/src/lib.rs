@@ -10,8 +10,10 @@
 //!   authentication, discovery, OpenAPI, every verb) on the datastore.
 //! - `run`: the `skiff server` role.
 //! - `scheduler`: where a pending pod goes, or kube-scheduler's reason why
-//!   nowhere ([`scheduler::schedule`]); pure functions, no I/O — the loop
-//!   that binds pods comes with the first-cluster issue.
+//!   nowhere ([`scheduler::schedule`]), and the loop that binds pods
+//!   ([`scheduler::run`]).
+//! - `controllers`: kube-controller-manager's part, reconcile loops over
+//!   informer caches ([`controllers::run`]).
 //! - `datastore`: the revisioned key-value log the apiserver stores API
 //!   objects in ([`datastore::RevisionLog`]), on SQLite by default.
 //! - `tls`: the cluster's CAs and certificates ([`tls::ClusterTls`]).
@@ -20,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod apiserver;
+pub mod controllers;
 pub mod datastore;
 pub mod kubeconfig;
 pub mod run;

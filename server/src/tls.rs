@@ -149,6 +149,53 @@ fn cert_error(what: &str) -> impl FnOnce(rcgen::Error) -> TlsError {
     move |source| TlsError::Certificate { what, source }
 }
 
+impl ClusterTls {
+    /// The client certificate `client-<file>` for an in-process component
+    /// (`system:kube-scheduler`, `system:node:<name>`, ...), signed by the
+    /// client CA, loaded or made.
+    pub fn component_client(
+        &self,
+        file: &str,
+        common_name: &str,
+        organization: Option<&str>,
+    ) -> Result<CertifiedKey, TlsError> {
+        leaf(
+            &self.dir,
+            &format!("client-{file}"),
+            &self.client_ca,
+            LeafSpec {
+                common_name,
+                organization,
+                names: &[],
+                usage: ExtendedKeyUsagePurpose::ClientAuth,
+            },
+            false,
+        )
+    }
+
+    /// The serving certificate `serving-<file>` for `names`, signed by the
+    /// server CA (the kubelet's on :10250), loaded or made.
+    pub fn serving_for(&self, file: &str, names: &[String]) -> Result<CertifiedKey, TlsError> {
+        let names_file = self.dir.join(format!("serving-{file}.sans"));
+        let wanted = names.join("\n");
+        let made_for = fs::read_to_string(&names_file).unwrap_or_default();
+        let pair = leaf(
+            &self.dir,
+            &format!("serving-{file}"),
+            &self.server_ca,
+            LeafSpec {
+                common_name: file,
+                organization: None,
+                names,
+                usage: ExtendedKeyUsagePurpose::ServerAuth,
+            },
+            made_for != wanted,
+        )?;
+        write_private(&names_file, wanted.as_bytes())?;
+        Ok(pair)
+    }
+}
+
 /// Writes `bytes` to `path` with mode 0600, atomically (temp file, rename).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     let tmp = path.with_extension("tmp");

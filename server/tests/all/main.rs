@@ -1,5 +1,7 @@
 //! Integration tests of skiff-server, one module per area.
 
 mod apiserver;
+mod components;
 mod datastore;
+mod support;
 mod tls;
