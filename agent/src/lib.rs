@@ -9,6 +9,9 @@
 //!
 //! - [`api_client`]: connecting to the apiserver as one component, with its
 //!   own client certificate.
+//! - [`kubelet`]: node registration, pod sync through the in-process CRI
+//!   service, and the kubelet API.
 #![deny(missing_docs)]
 
 pub mod api_client;
+pub mod kubelet;
