@@ -48,7 +48,7 @@ pub struct KubeletConfig {
 }
 
 /// What every part of the kubelet shares.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Kubelet {
     /// The apiserver, as `system:node:<node_name>`.
     pub client: kube::Client,
@@ -56,4 +56,12 @@ pub struct Kubelet {
     pub cri: CriService,
     /// The configuration.
     pub config: Arc<KubeletConfig>,
+}
+
+impl std::fmt::Debug for Kubelet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kubelet")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
