@@ -8,6 +8,8 @@
 //! One module per controller, named as upstream names it; each exposes
 //! `run(client, shutdown)`.
 
+pub mod common;
+
 use tokio_util::sync::CancellationToken;
 
 /// Runs every controller until `shutdown` is cancelled.

@@ -1,0 +1,110 @@
+//! What several controllers need: the controller owner reference they
+//! stamp on what they create, pod readiness as upstream reads it, and an
+//! event recorder named as the upstream controller.
+
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+/// The ownerReference a controller puts on what it creates for `owner`
+/// (`controller: true`, `blockOwnerDeletion: true`), or None when the
+/// owner has no name or uid yet.
+pub fn controller_ref<K>(owner: &K) -> Option<OwnerReference>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let meta = owner.meta();
+    Some(OwnerReference {
+        api_version: K::api_version(&()).into_owned(),
+        kind: K::kind(&()).into_owned(),
+        name: meta.name.clone()?,
+        uid: meta.uid.clone()?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    })
+}
+
+/// The owner reference of `meta` marked `controller: true`, if any.
+pub fn controller_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<&OwnerReference> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|owner| owner.controller == Some(true))
+}
+
+/// Whether the pod's Ready condition is True.
+pub fn pod_is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|status| status.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+}
+
+/// Whether the pod still counts toward its controller's replicas: not
+/// Succeeded, not Failed, not being deleted (upstream's `IsPodActive`).
+pub fn pod_is_active(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    !matches!(phase, Some("Succeeded" | "Failed")) && pod.metadata.deletion_timestamp.is_none()
+}
+
+/// Records events as the upstream controller named `controller`
+/// (`deployment-controller`, `replicaset-controller`, ...).
+#[derive(Clone)]
+pub struct Events {
+    recorder: Recorder,
+}
+
+impl Events {
+    /// A recorder reporting as `controller`.
+    pub fn new(client: kube::Client, controller: &str) -> Self {
+        let reporter = Reporter {
+            controller: controller.to_owned(),
+            instance: None,
+        };
+        Self {
+            recorder: Recorder::new(client, reporter),
+        }
+    }
+
+    /// Records a Normal event on `object`; failures are logged, never fatal.
+    pub async fn normal(&self, object: &ObjectReference, reason: &str, note: String) {
+        self.publish(object, EventType::Normal, reason, note).await;
+    }
+
+    /// Records a Warning event on `object`; failures are logged, never fatal.
+    pub async fn warning(&self, object: &ObjectReference, reason: &str, note: String) {
+        self.publish(object, EventType::Warning, reason, note).await;
+    }
+
+    async fn publish(
+        &self,
+        object: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: reason.to_owned(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, object).await {
+            tracing::debug!(%err, reason, "recording an event");
+        }
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
