@@ -96,6 +96,8 @@ struct ServerArgs {
     /// Run the control plane without this machine's node agent.
     #[arg(long)]
     disable_agent: bool,
+    #[command(flatten)]
+    node: NodeArgs,
     /// Do not run the scheduler.
     #[arg(long)]
     disable_scheduler: bool,
@@ -108,6 +110,47 @@ struct ServerArgs {
     /// Log at debug level.
     #[arg(long)]
     debug: bool,
+}
+
+/// How this machine's node agent runs (`skiff server` without
+/// `--disable-agent`).
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// The node's name (default: the hostname).
+    #[arg(long, env = "SKIFF_NODE_NAME")]
+    node_name: Option<String>,
+    /// The node's InternalIP (default: the address of the default route's
+    /// interface).
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+    /// A label `key=value` the node registers with (repeatable).
+    #[arg(long = "node-label")]
+    node_label: Vec<String>,
+    /// A taint `key=value:Effect` the node registers with (repeatable).
+    #[arg(long = "node-taint")]
+    node_taint: Vec<String>,
+    /// The cluster DNS address written to pods' resolv.conf.
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: std::net::IpAddr,
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// The CRI socket the node runtime serves (for crictl).
+    #[arg(long, env = "SKIFF_CRI_SOCKET", default_value = "/run/skiff/cri.sock")]
+    cri_socket: PathBuf,
+    /// Volatile state: pod directories, bundles and shim sockets.
+    #[arg(long, env = "SKIFF_RUN_DIR", default_value = "/run/skiff")]
+    run_dir: PathBuf,
+    /// The pod bridge.
+    #[arg(long, default_value = "skiff0")]
+    bridge: String,
+    /// Registry mirrors and credentials.
+    #[arg(long, default_value = "/etc/skiff/registries.yaml")]
+    private_registry: PathBuf,
+    /// The kubelet API's port (0: the kernel picks one, and the node
+    /// reports it).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -240,12 +283,36 @@ fn runtime(args: RuntimeArgs) -> anyhow::Result<ExitCode> {
 fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     init_tracing(args.debug, "info");
     if !args.disable_agent {
+        // Until the kubelet lands in this process.
         eprintln!(
             "skiff server: the built-in node agent (kubelet) is not built yet: it arrives with the first cluster. \
              Run `skiff server --disable-agent` for the control plane alone."
         );
         return Ok(ExitCode::from(2));
     }
+    let agent = if args.disable_agent {
+        None
+    } else {
+        let node = args.node;
+        Some(skiff_server::run::AgentOptions {
+            node_name: match node.node_name {
+                Some(name) => name,
+                None => hostname()?,
+            },
+            node_ip: node.node_ip,
+            node_labels: node.node_label,
+            node_taints: node.node_taint,
+            cluster_dns: node.cluster_dns,
+            cluster_domain: node.cluster_domain,
+            cri_socket: node.cri_socket,
+            run_dir: node.run_dir,
+            bridge: node.bridge,
+            private_registry: node.private_registry,
+            kubelet_port: node.kubelet_port,
+            shim_binary: std::env::current_exe()
+                .context("finding the skiff binary (for shims)")?,
+        })
+    };
     let config = skiff_server::run::ServerConfig {
         data_dir: args.data_dir,
         bind_address: args.bind_address,
@@ -258,10 +325,17 @@ fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             scheduler: !args.disable_scheduler,
             controller_manager: !args.disable_controller_manager,
         },
+        cluster_cidr: args.cluster_cidr,
+        agent,
     };
-    let _ = args.cluster_cidr;
     tokio_runtime()?.block_on(skiff_server::run::run(config, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// This machine's hostname, lowercased as a node name must be.
+fn hostname() -> anyhow::Result<String> {
+    let name = nix::unistd::gethostname().context("reading the hostname")?;
+    Ok(name.to_string_lossy().to_lowercase())
 }
 
 /// Runs the system kubectl with the admin kubeconfig unless KUBECONFIG is set.

@@ -39,6 +39,39 @@ pub struct ServerConfig {
     pub service_cidr: ipnet::Ipv4Net,
     /// Which built-in components run beside the apiserver.
     pub components: Components,
+    /// The pod CIDR nodes' ranges (a /24 each) come from.
+    pub cluster_cidr: ipnet::Ipv4Net,
+    /// This machine's node agent, unless `--disable-agent`.
+    pub agent: Option<AgentOptions>,
+}
+
+/// How the built-in agent (kubelet and node runtime) runs.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// The node's name.
+    pub node_name: String,
+    /// Its InternalIP; found from the default route when None.
+    pub node_ip: Option<IpAddr>,
+    /// Labels `key=value` it registers with, beside the server's roles.
+    pub node_labels: Vec<String>,
+    /// Taints `key=value:Effect` it registers with.
+    pub node_taints: Vec<String>,
+    /// The cluster DNS address for pods' resolv.conf.
+    pub cluster_dns: IpAddr,
+    /// The cluster domain.
+    pub cluster_domain: String,
+    /// The CRI socket served for crictl.
+    pub cri_socket: PathBuf,
+    /// Volatile state (pod directories, shim sockets).
+    pub run_dir: PathBuf,
+    /// The pod bridge.
+    pub bridge: String,
+    /// `registries.yaml`.
+    pub private_registry: PathBuf,
+    /// The kubelet API's port (0: the kernel picks).
+    pub kubelet_port: u16,
+    /// The binary re-executed as the per-pod shim.
+    pub shim_binary: PathBuf,
 }
 
 /// The components `skiff server` runs beside the apiserver; k3s's

@@ -32,6 +32,8 @@ impl TestServer {
             write_kubeconfig_mode: 0o600,
             service_cidr: "10.43.0.0/16".parse().unwrap(),
             components,
+            cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+            agent: None,
         };
         let stop = CancellationToken::new();
         let stopped = stop.clone();
