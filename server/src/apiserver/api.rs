@@ -156,6 +156,7 @@ impl Api {
         match (rt.group.as_str(), rt.plural.as_str()) {
             ("", "services") => self.services.admit(rt, obj, old)?,
             ("", "pods") if old.is_none() => {
+                super::service_accounts::admit_pod(self, call.namespace(), obj)?;
                 obj["status"] = json!({ "phase": "Pending", "qosClass": qos_class(obj) });
             }
             ("", "namespaces") if old.is_none() => {

@@ -49,6 +49,7 @@ mod resources;
 mod reviews;
 mod schema;
 pub mod selector;
+mod service_accounts;
 mod services;
 mod status;
 mod store;
