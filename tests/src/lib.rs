@@ -50,4 +50,5 @@ pub use child::GuardedChild;
 pub use error::{HarnessError, Result};
 pub use fixtures::{Fixture, FixtureImage};
 pub use registry::{RegistryKind, TestRegistries, TestRegistry};
+pub use server::{AgentSetup, SkiffServer};
 pub use skiff::{NetworkLease, RuntimeOptions, SkiffRuntime, clean_node};

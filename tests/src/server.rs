@@ -1,6 +1,7 @@
-//! `skiff server --disable-agent` as tests run it: its own data directory
-//! and kubeconfig, bound to 127.0.0.1 on a port the kernel picks, with the
-//! real `kubectl` pointed at it.
+//! `skiff server` as tests run it: its own data directory and kubeconfig,
+//! bound to 127.0.0.1 on a port the kernel picks, with the real `kubectl`
+//! pointed at it; the control plane alone (`--disable-agent`), or a whole
+//! one-node cluster on a pod network of its own ([`SkiffServer::start_cluster`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,17 @@ use crate::skiff::skiff_command;
 /// How long a server may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The built-in agent of a test cluster: its pod network and registries.
+#[derive(Debug, Clone)]
+pub struct AgentSetup {
+    /// The bridge and pod CIDR (the cluster CIDR: one /24, this node's).
+    pub network: std::sync::Arc<crate::skiff::NetworkLease>,
+    /// A `registries.yaml` for the test registries.
+    pub registries: Option<PathBuf>,
+    /// The node's name.
+    pub node_name: String,
+}
+
 /// A running `skiff server`, killed on drop; a restart keeps its data.
 #[derive(Debug)]
 pub struct SkiffServer {
@@ -21,12 +33,25 @@ pub struct SkiffServer {
     dir: PathBuf,
     kubeconfig: PathBuf,
     log: PathBuf,
+    agent: Option<AgentSetup>,
 }
 
 impl SkiffServer {
     /// Starts a server with its data under `dir` and waits until kubectl
     /// gets `ok` from `/readyz`.
     pub fn start(dir: &Path) -> Result<SkiffServer> {
+        Self::start_with(dir, None)
+    }
+
+    /// Starts a server with its built-in agent and waits until its node is
+    /// Ready.
+    pub fn start_cluster(dir: &Path, agent: AgentSetup) -> Result<SkiffServer> {
+        let server = Self::start_with(dir, Some(agent))?;
+        server.wait_node_ready()?;
+        Ok(server)
+    }
+
+    fn start_with(dir: &Path, agent: Option<AgentSetup>) -> Result<SkiffServer> {
         std::fs::create_dir_all(dir).map_err(crate::error::io_error("create directory", dir))?;
         // An empty config file: the machine's /etc/skiff/config.yaml must not apply.
         let no_config = dir.join("no-config.yaml");
@@ -43,9 +68,30 @@ impl SkiffServer {
             .try_clone()
             .map_err(crate::error::io_error("clone", &log))?;
         let mut command = skiff_command()?;
+        command.arg("server");
+        match &agent {
+            None => {
+                command.arg("--disable-agent");
+            }
+            Some(agent) => {
+                command
+                    .arg("--node-name")
+                    .arg(&agent.node_name)
+                    .arg("--cri-socket")
+                    .arg(dir.join("cri.sock"))
+                    .arg("--run-dir")
+                    .arg(dir.join("run"))
+                    .arg("--bridge")
+                    .arg(agent.network.bridge())
+                    .arg("--cluster-cidr")
+                    .arg(agent.network.pod_cidr())
+                    .args(["--kubelet-port", "0"]);
+                if let Some(registries) = &agent.registries {
+                    command.arg("--private-registry").arg(registries);
+                }
+            }
+        }
         command
-            .arg("server")
-            .arg("--disable-agent")
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(["--bind-address", "127.0.0.1", "--https-listen-port", "0"])
@@ -62,6 +108,7 @@ impl SkiffServer {
             dir: dir.to_owned(),
             kubeconfig,
             log,
+            agent,
         };
         server.wait_ready()?;
         Ok(server)
@@ -90,6 +137,33 @@ impl SkiffServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    fn wait_node_ready(&self) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let out = self.kubectl(&[
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+            ])?;
+            if String::from_utf8_lossy(&out.stdout).trim() == "True" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(HarnessError::InvalidContent(format!(
+                    "the node was not Ready after {READY_TIMEOUT:?}:\n{}",
+                    self.log_text()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The CRI socket of the built-in agent.
+    pub fn cri_socket(&self) -> PathBuf {
+        self.dir.join("cri.sock")
     }
 
     /// The admin kubeconfig.
@@ -160,7 +234,10 @@ impl SkiffServer {
     /// Kills the server with SIGKILL and starts it again on the same data.
     pub fn restart_after_kill(&mut self) -> Result<()> {
         self.process.kill();
-        let restarted = SkiffServer::start(&self.dir)?;
+        let restarted = match self.agent.clone() {
+            Some(agent) => SkiffServer::start_cluster(&self.dir, agent)?,
+            None => SkiffServer::start(&self.dir)?,
+        };
         *self = restarted;
         Ok(())
     }
