@@ -1,30 +1,46 @@
-//! The scheduler's decision: which node a pending pod goes to, or why none
-//! can take it, in kube-scheduler's words.
+//! kube-scheduler's part of `skiff server`: which node a pending pod goes
+//! to, or why none can take it, in kube-scheduler's words; and the loop that
+//! binds it there.
 //!
-//! Pure functions over Pods and Nodes as the apiserver stores them
-//! (`serde_json::Value`); the loop that watches pods, binds them and records
-//! events lives elsewhere.
+//! [`schedule`] is a pure function over Pods and Nodes as the apiserver
+//! stores them (`serde_json::Value`); [`run`] is the loop that watches pods
+//! and nodes, binds pending pods and records why the others wait, as
+//! kube-scheduler does.
+//!
+//! # Layout
 //!
 //! - `quantity`: exact resource quantities ("100m", "128Mi").
 //! - `resources`: a pod's effective requests, a node's allocatable.
 //! - `node_info`: a node with the pods bound to it.
 //! - `filters`: the default filter plugins and their reason strings.
 //! - `scoring`: the default score plugins and their weights.
+//! - `cache`: nodes and pods as the watches show them, plus assumed pods.
+//! - `queue`: the scheduling queue (active, back-off, unschedulable).
+//! - `state`: cache and queue as a state machine: events in, decisions out.
+//! - `binder`: bindings, `Scheduled`/`FailedScheduling` events, the
+//!   PodScheduled condition.
+//! - `scheduling_loop`: the watches and tasks around the state machine.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+mod binder;
+mod cache;
 mod filters;
 mod node_info;
 pub mod quantity;
+mod queue;
 mod resources;
+mod scheduling_loop;
 mod scoring;
+mod state;
 #[cfg(test)]
 mod tests;
 
 use filters::Rejection;
 use node_info::{NodeInfo, str_at};
+pub use scheduling_loop::run;
 
 /// Message when the cluster has no nodes at all (upstream's
 /// `ErrNoNodesAvailable`).
@@ -50,15 +66,16 @@ pub struct Unschedulable {
 }
 
 /// Picks a node for `pod` among `nodes`, given `bound_pods`, the pods already
-/// bound to nodes and not terminated (others in the slice are ignored).
+/// bound to nodes and not terminated (others among them are ignored).
 ///
 /// Feasible nodes are scored with kube-scheduler's default weights; ties go
 /// to the node whose name sorts first, so the result is deterministic.
-pub fn schedule(
+pub fn schedule<'a>(
     pod: &Value,
-    nodes: &[Value],
-    bound_pods: &[Value],
+    nodes: impl IntoIterator<Item = &'a Value>,
+    bound_pods: impl IntoIterator<Item = &'a Value>,
 ) -> Result<Placement, Unschedulable> {
+    let nodes: Vec<&Value> = nodes.into_iter().collect();
     if nodes.is_empty() {
         return Err(Unschedulable {
             message: NO_NODES_MESSAGE.to_string(),
@@ -67,7 +84,7 @@ pub fn schedule(
     }
     let pod_uid = str_at(pod, &["metadata", "uid"]);
     let others: Vec<&Value> = bound_pods
-        .iter()
+        .into_iter()
         .filter(|p| pod_uid.is_none() || str_at(p, &["metadata", "uid"]) != pod_uid)
         .collect();
     let infos: Vec<NodeInfo<'_>> = nodes.iter().map(|n| NodeInfo::new(n, &others)).collect();
@@ -132,10 +149,4 @@ fn histogram(counts: &BTreeMap<String, usize>) -> String {
         .collect();
     entries.sort();
     entries.join(", ")
-}
-
-/// Binds pending pods until `shutdown` is cancelled.
-pub async fn run(client: kube::Client, shutdown: tokio_util::sync::CancellationToken) {
-    let _ = client;
-    shutdown.cancelled().await;
 }

@@ -3,5 +3,6 @@
 mod apiserver;
 mod components;
 mod datastore;
+mod scheduler;
 mod support;
 mod tls;
