@@ -8,7 +8,8 @@
 //!   the node's addresses, localhost, `kubernetes.default.svc…` and every
 //!   `--tls-san`; made again (same CA) when those names change;
 //! - `client-admin.{crt,key}`: `system:admin` in `system:masters`, for the
-//!   admin kubeconfig.
+//!   admin kubeconfig;
+//! - `service.key`: signs service-account tokens (made on first use).
 //!
 //! A restart loads what exists; the CAs are never replaced, so clients keep
 //! trusting the server.
@@ -195,6 +196,29 @@ impl ClusterTls {
         Ok(pair)
     }
 }
+
+impl ClusterTls {
+    /// The key service-account tokens are signed with, `service.key` (as
+    /// k3s names it; PEM, 0600): loaded, or made once as an ECDSA P-256
+    /// PKCS#8 key. An RSA key put there (k3s's) is used as it is.
+    pub fn service_account_key(&self) -> Result<String, TlsError> {
+        let path = self.dir.join(SERVICE_ACCOUNT_KEY);
+        if path.exists() {
+            return fs::read_to_string(&path).map_err(io("reading", &path));
+        }
+        let key = KeyPair::generate().map_err(cert_error(SERVICE_ACCOUNT_KEY))?;
+        let pem = key.serialize_pem();
+        write_private(&path, pem.as_bytes())?;
+        tracing::info!(
+            key = SERVICE_ACCOUNT_KEY,
+            "made the service-account signing key"
+        );
+        Ok(pem)
+    }
+}
+
+/// The service-account signing key's file in the certificates' directory.
+pub const SERVICE_ACCOUNT_KEY: &str = "service.key";
 
 /// Writes `bytes` to `path` with mode 0600, atomically (temp file, rename).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {

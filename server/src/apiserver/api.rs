@@ -3,7 +3,7 @@
 //! and what follows a write (custom resource types, namespace cleanup,
 //! service IPs).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -12,6 +12,7 @@ use super::apply;
 use super::context::Call;
 use super::defaults;
 use super::error::{ApiError, StatusCause};
+use super::kubelet::KubeletAccess;
 use super::object::{self, meta_str};
 use super::openapi::OpenApi;
 use super::patch::PatchError;
@@ -19,6 +20,7 @@ use super::resources::{ResourceType, Resources};
 use super::services::ServiceAllocator;
 use super::store::Store;
 use super::table::PrinterColumn;
+use super::tokens::Tokens;
 use super::{crds, validation};
 use crate::datastore::RevisionLog;
 
@@ -36,6 +38,10 @@ pub struct Api {
     pub server_address: String,
     /// Woken when a namespace starts terminating or its content shrinks.
     pub namespaces_changed: Notify,
+    /// Service-account tokens (set when serving starts).
+    pub tokens: OnceLock<Tokens>,
+    /// The way to kubelets (set when serving starts).
+    pub kubelet: OnceLock<KubeletAccess>,
 }
 
 impl std::fmt::Debug for Api {
@@ -60,6 +66,8 @@ impl Api {
             services: ServiceAllocator::new(service_cidr),
             server_address,
             namespaces_changed: Notify::new(),
+            tokens: OnceLock::new(),
+            kubelet: OnceLock::new(),
         };
         api.refresh_custom_resources()?;
         api.services.load(&api)?;

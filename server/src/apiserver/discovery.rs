@@ -121,6 +121,10 @@ fn subresource_kind(
             &["create", "delete", "get", "patch", "update"],
         ),
         "finalize" => (same, &["update"]),
+        "token" => (
+            ("authentication.k8s.io", "v1", "TokenRequest".into()),
+            &["create"],
+        ),
         _ => (same, GPU),
     }
 }

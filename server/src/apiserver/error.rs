@@ -192,7 +192,13 @@ impl ApiError {
         )
     }
 
-    /// The `Status` object.
+    /// A failure without a reason, as kube-apiserver answers errors that
+    /// are not `Status` errors (a kubelet that cannot be dialed: 500).
+    pub fn unknown(code: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(code, "", message)
+    }
+
+    /// The `Status` object (`reason` left out when there is none).
     pub fn status(&self) -> Value {
         let mut status = json!({
             "kind": "Status",
@@ -203,6 +209,11 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code.as_u16(),
         });
+        if self.reason.is_empty()
+            && let Some(map) = status.as_object_mut()
+        {
+            map.remove("reason");
+        }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }

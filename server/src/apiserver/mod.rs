@@ -1,17 +1,22 @@
-//! The apiserver: HTTPS with x509 client-certificate authentication, the
-//! health endpoints, discovery and OpenAPI, and the Kubernetes API's
-//! resources stored in the datastore.
+//! The apiserver: HTTPS with x509 client-certificate and service-account
+//! token authentication, the health endpoints, discovery and OpenAPI, and
+//! the Kubernetes API's resources stored in the datastore.
 //!
 //! A request goes: `serve` (TLS, who is asking) → `route` (health,
 //! discovery, OpenAPI, or a resource request read by `request`) → the verb
-//! (`verbs`, `subresources`, `watch`) → `store` (objects over the
+//! (`verbs`, `subresources`, `watch`, or `kubelet` for the node-side
+//! subresources, relayed to the node) → `store` (objects over the
 //! datastore). Writes pass through `Api`'s steps (`api.rs`): field
 //! validation against the OpenAPI schema, defaulting (`defaults`) and
 //! admission, validation (`validation`), field managers (`apply`).
 //!
 //! # Layout
 //!
-//! - `auth`: who a request is, from its client certificate.
+//! - `auth`: who a request is, from its client certificate or bearer token;
+//!   `tokens`: service-account tokens (TokenRequest, bearer tokens, OIDC
+//!   discovery).
+//! - `kubelet`: logs, exec, attach, port-forward and proxies, relayed to
+//!   kubelets and pods.
 //! - `api`: the server's state and the steps of every write.
 //! - `request`, `context`, `body`, `output`: reading requests, shaping answers;
 //!   `protobuf`: kubectl's protobuf request bodies as JSON.
@@ -38,6 +43,7 @@ mod discovery;
 mod error;
 mod events;
 mod health;
+mod kubelet;
 mod namespaces;
 mod object;
 mod openapi;
@@ -55,6 +61,7 @@ mod status;
 mod store;
 mod subresources;
 mod table;
+mod tokens;
 mod validation;
 mod verbs;
 mod watch;
@@ -68,6 +75,7 @@ use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
@@ -111,12 +119,58 @@ pub enum ApiServerError {
     /// The certificates could not be used for TLS.
     #[error("apiserver TLS: {0}")]
     Tls(String),
+    /// The service-account key or the kubelet client identity could not
+    /// be made or used.
+    #[error("apiserver credentials: {0}")]
+    Credentials(String),
 }
 
-/// The TLS configuration: the serving certificate, and client certificates
-/// from the client CA verified when presented (anonymous clients may reach
-/// the health endpoints only).
-pub fn tls_config(tls: &ClusterTls) -> Result<rustls::ServerConfig, ApiServerError> {
+/// What the apiserver serves with, from the cluster's certificates: the
+/// TLS configuration, the service-account token key, and the client
+/// identity it presents to kubelets.
+pub struct ServerTls {
+    config: rustls::ServerConfig,
+    tokens: tokens::Tokens,
+    kubelet: kubelet::KubeletClient,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The apiserver's TLS setup: the serving certificate, and client
+/// certificates from the client CA verified when presented (anonymous
+/// clients may reach the health endpoints only); with the service-account
+/// key (`service.key`, made on first start) and the kubelet client
+/// certificate (`client-kube-apiserver-kubelet`).
+pub fn tls_config(tls: &ClusterTls) -> Result<ServerTls, ApiServerError> {
+    let key = tls
+        .service_account_key()
+        .map_err(|e| ApiServerError::Credentials(e.to_string()))?;
+    let tokens =
+        tokens::Tokens::new(&key).map_err(|e| ApiServerError::Credentials(e.to_string()))?;
+    let cert = tls
+        .component_client(
+            "kube-apiserver-kubelet",
+            "kube-apiserver-kubelet-client",
+            Some("system:masters"),
+        )
+        .map_err(|e| ApiServerError::Credentials(e.to_string()))?;
+    let kubelet =
+        kubelet::KubeletClient::new(&tls.server_ca.cert_pem, &cert.cert_pem, &cert.key_pem)
+            .map_err(ApiServerError::Credentials)?;
+    Ok(ServerTls {
+        config: serving_config(tls)?,
+        tokens,
+        kubelet,
+    })
+}
+
+fn serving_config(tls: &ClusterTls) -> Result<rustls::ServerConfig, ApiServerError> {
     let err = |what: &str| {
         let what = what.to_owned();
         move |e: &dyn std::fmt::Display| ApiServerError::Tls(format!("{what}: {e}"))
@@ -151,11 +205,20 @@ pub fn tls_config(tls: &ClusterTls) -> Result<rustls::ServerConfig, ApiServerErr
 /// Serves HTTPS on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
-    tls: rustls::ServerConfig,
+    tls: ServerTls,
     api: Arc<Api>,
     shutdown: CancellationToken,
 ) {
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let ServerTls {
+        config,
+        tokens,
+        kubelet,
+    } = tls;
+    let _ = api.tokens.set(tokens);
+    let _ = api
+        .kubelet
+        .set(kubelet::KubeletAccess::new(kubelet, shutdown.child_token()));
+    let acceptor = TlsAcceptor::from(Arc::new(config));
     tokio::spawn(trim_when_quiet(shutdown.clone()));
     loop {
         let (stream, peer) = tokio::select! {
@@ -185,7 +248,9 @@ pub async fn serve(
                 let api = api.clone();
                 async move { Ok::<_, Infallible>(route(api, user, request).await) }
             });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let connection = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 result = connection => {
@@ -198,9 +263,19 @@ pub async fn serve(
     }
 }
 
-/// Answers one request.
+/// Answers one request: its user is the client certificate's, else the
+/// bearer token's (a token of ours that is not valid is 401 everywhere,
+/// as kube-apiserver's authenticator fails on error); anonymous clients
+/// reach the health endpoints only.
 async fn route(api: Arc<Api>, user: Option<User>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
+    let user = match user {
+        Some(user) => Some(user),
+        None => match token_user(&api, request.headers()).await {
+            Ok(user) => user,
+            Err(()) => return status::unauthorized(),
+        },
+    };
     if let Some(response) = health::answer(&path) {
         return response;
     }
@@ -217,16 +292,63 @@ async fn route(api: Arc<Api>, user: Option<User>, request: Request<Incoming>) ->
     response
 }
 
+/// The user of a bearer token: `Ok(None)` without one (or with one that
+/// is not ours), `Err` for a token of ours that is not valid.
+async fn token_user(api: &Arc<Api>, headers: &header::HeaderMap) -> Result<Option<User>, ()> {
+    let Some(token) = auth::bearer_token(headers) else {
+        return Ok(None);
+    };
+    let Some(tokens) = api.tokens.get() else {
+        return Ok(None);
+    };
+    if let Some(user) = tokens.cached(token) {
+        return Ok(Some(user));
+    }
+    let (judge, token) = (api.clone(), token.to_owned());
+    let verdict = tokio::task::spawn_blocking(move || {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        judge
+            .tokens
+            .get()
+            .map(|tokens| tokens.authenticate(&judge, &token, now))
+    })
+    .await;
+    match verdict {
+        Ok(Some(tokens::Verdict::User(user))) => Ok(Some(user)),
+        Ok(Some(tokens::Verdict::Refused(why))) => {
+            tracing::debug!(%why, "bearer token refused");
+            Err(())
+        }
+        Ok(Some(tokens::Verdict::NotOurs) | None) => Ok(None),
+        Err(err) => {
+            tracing::warn!(%err, "token authentication task");
+            Err(())
+        }
+    }
+}
+
 async fn answer(
     api: Arc<Api>,
     user: User,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let (parts, incoming) = request.into_parts();
+    let (mut parts, incoming) = request.into_parts();
+    let on_upgrade = parts.extensions.remove::<OnUpgrade>();
     let path = parts.uri.path().trim_end_matches('/').to_owned();
     let query = Query::parse(parts.uri.query());
     let aggregated = discovery::wants_aggregated(&parts.headers);
     match path.as_str() {
+        tokens::OPENID_CONFIGURATION_PATH | tokens::JWKS_PATH => {
+            let tokens = api.tokens.get().ok_or_else(ApiError::no_resource)?;
+            return Ok(if path == tokens::JWKS_PATH {
+                oidc_document(&tokens.jwks(), "application/jwk-set+json")
+            } else {
+                oidc_document(
+                    &tokens.openid_configuration(&api.server_address),
+                    "application/json",
+                )
+            });
+        }
         "/api" if aggregated => return Ok(aggregated_discovery(&api, true)),
         "/apis" if aggregated => return Ok(aggregated_discovery(&api, false)),
         "/api" => {
@@ -284,6 +406,29 @@ async fn answer(
         return Err(ApiError::no_resource());
     }
     let subresource = !info.subresource.is_empty();
+    if rt.group.is_empty() && !rt.custom && kubelet::is_node_side(&rt.plural, &info.subresource) {
+        if rt.namespaced && info.namespace.is_empty() {
+            return Err(ApiError::no_resource());
+        }
+        let inbound = kubelet::Inbound {
+            method: parts.method.clone(),
+            headers: parts.headers.clone(),
+            body: incoming,
+            on_upgrade,
+            name: info.name.clone(),
+        };
+        let call = Call {
+            info,
+            query,
+            headers: parts.headers,
+            user,
+            rt,
+            wanted: body::Wanted::Object,
+        };
+        let raw_path = parts.uri.path().to_owned();
+        let raw_query = parts.uri.query().map(str::to_owned);
+        return kubelet::serve(api, call, raw_path, raw_query, inbound).await;
+    }
     if !subresource && !rt.has_verb(&info.verb) {
         return Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({} {})",
@@ -421,6 +566,22 @@ fn aggregated_discovery(api: &Api, legacy: bool) -> Response<Body> {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(discovery::AGGREGATED_V2),
+    );
+    response
+}
+
+/// An OIDC discovery document, cacheable for an hour as kube-apiserver
+/// serves it.
+fn oidc_document(document: &serde_json::Value, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(document.to_string()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("public, max-age=3600"),
     );
     response
 }

@@ -107,6 +107,20 @@ impl Query {
         self.get(key).unwrap_or("")
     }
 
+    /// Every `key=value` pair of a raw query in order, repeated keys kept
+    /// (`command=sh&command=-c`), percent-decoded.
+    pub fn pairs(query: Option<&str>) -> Vec<(String, String)> {
+        query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(key), decode(value))
+            })
+            .collect()
+    }
+
     /// Whether a boolean parameter is set (`watch=true`, `watch=1`).
     pub fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1" | "True"))
@@ -189,5 +203,15 @@ mod tests {
         assert_eq!(q.str("fieldSelector"), "a b");
         assert_eq!(q.get("x"), Some(""));
         assert!(!q.flag("watch"));
+        let pairs = Query::pairs(Some("command=sh&command=-c&command=echo+a%26b&tty"));
+        assert_eq!(
+            pairs,
+            [
+                ("command".into(), "sh".into()),
+                ("command".into(), "-c".into()),
+                ("command".into(), "echo a&b".into()),
+                ("tty".into(), String::new())
+            ]
+        );
     }
 }

@@ -241,7 +241,7 @@ const BUILTIN: &[Builtin] = &[
         true,
         &["sa"],
         NONE,
-        NONE,
+        &["token"],
     ),
     (
         "",

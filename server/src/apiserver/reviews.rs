@@ -45,9 +45,14 @@ pub fn answer(call: &Call, bytes: &[u8]) -> Result<Reply, ApiError> {
             review["status"] = json!({ "allowed": true });
         }
         _ => {
-            review["status"] = json!({
-                "userInfo": { "username": call.user.name, "groups": call.user.groups },
-            });
+            let mut user = json!({ "username": call.user.name, "groups": call.user.groups });
+            if !call.user.uid.is_empty() {
+                user["uid"] = json!(call.user.uid);
+            }
+            if !call.user.extra.is_empty() {
+                user["extra"] = json!(call.user.extra);
+            }
+            review["status"] = json!({ "userInfo": user });
         }
     }
     Ok(Reply::with(StatusCode::CREATED, review))

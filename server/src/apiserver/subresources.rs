@@ -1,6 +1,7 @@
 //! Subresources other than status: `scale`, `pods/binding`,
-//! `pods/eviction`, `namespaces/finalize`, and the node-side ones (`log`,
-//! `exec`, `attach`, `portforward`, `proxy`) that need a kubelet.
+//! `pods/eviction`, `namespaces/finalize`, `serviceaccounts/token`. The
+//! node-side ones (`log`, `exec`, `attach`, `portforward`, `proxy`) are
+//! relayed by `kubelet` before a request gets here.
 
 use hyper::StatusCode;
 use serde_json::{Value, json};
@@ -13,6 +14,7 @@ use super::object::meta_str;
 use super::patch::{self, PatchType};
 use super::selector::LabelSelector;
 use super::store;
+use super::tokens;
 use super::verbs::{self, DeleteOptions, Part};
 
 /// Answers a subresource request.
@@ -35,26 +37,11 @@ pub fn serve(api: &Api, call: &Call, bytes: &[u8]) -> Result<Reply, ApiError> {
         ("eviction", "create") => evict(api, call, bytes),
         ("finalize", "update") => finalize(api, call, bytes),
         ("ephemeralcontainers", "get") => verbs::get(api, call),
-        ("log" | "exec" | "attach" | "portforward" | "proxy", _) => {
-            let node = if rt.plural == "nodes" {
-                call.name().to_owned()
-            } else {
-                api.store
-                    .try_get(rt, call.namespace(), call.name(), 0)?
-                    .and_then(|obj| obj["spec"]["nodeName"].as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            };
-            if rt.plural == "pods" && node.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "pod {} does not have a host assigned",
-                    call.name()
-                )));
-            }
-            Err(ApiError::unavailable(format!(
-                "{sub} for {} {:?} needs the kubelet of node {node:?}, and Skiff's kubelet is not built yet",
-                rt.singular,
-                call.name()
-            )))
+        ("token", "create") => {
+            let tokens = api.tokens.get().ok_or_else(|| {
+                ApiError::unavailable("the apiserver has no service-account signing key")
+            })?;
+            tokens::create_token(api, tokens, call, bytes, time::OffsetDateTime::now_utc())
         }
         (_, verb) => Err(ApiError::method_not_allowed(format!(
             "{verb} is not supported on {}/{sub}",

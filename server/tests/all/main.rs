@@ -3,6 +3,8 @@
 mod apiserver;
 mod components;
 mod datastore;
+mod kubelet_proxy;
 mod scheduler;
 mod support;
 mod tls;
+mod tokens;
