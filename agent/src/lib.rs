@@ -9,9 +9,14 @@
 //!
 //! - [`api_client`]: connecting to the apiserver as one component, with its
 //!   own client certificate.
+//! - [`config`]: the agent's configuration and k3s's flag formats
+//!   (`--node-label`, `--node-taint`), and the default node IP.
+//! - [`run`]: the agent role: node runtime, CRI socket, kubelet.
 //! - [`kubelet`]: node registration, pod sync through the in-process CRI
 //!   service, and the kubelet API.
 #![deny(missing_docs)]
 
 pub mod api_client;
+pub mod config;
 pub mod kubelet;
+pub mod run;
