@@ -282,14 +282,6 @@ fn runtime(args: RuntimeArgs) -> anyhow::Result<ExitCode> {
 
 fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     init_tracing(args.debug, "info");
-    if !args.disable_agent {
-        // Until the kubelet lands in this process.
-        eprintln!(
-            "skiff server: the built-in node agent (kubelet) is not built yet: it arrives with the first cluster. \
-             Run `skiff server --disable-agent` for the control plane alone."
-        );
-        return Ok(ExitCode::from(2));
-    }
     let agent = if args.disable_agent {
         None
     } else {

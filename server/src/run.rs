@@ -106,9 +106,12 @@ pub enum ServerError {
     /// The apiserver could not be set up.
     #[error(transparent)]
     ApiServer(#[from] apiserver::ApiServerError),
+    /// The agent's flags are unusable.
+    #[error(transparent)]
+    AgentConfig(#[from] skiff_agent::config::ConfigError),
     /// A component's API client could not be made.
     #[error(transparent)]
-    Client(#[from] skiff_agent::api_client::ApiClientError),
+    Client(#[from] Box<skiff_agent::api_client::ApiClientError>),
     /// The API could not start.
     #[error("starting the API: {0}")]
     Api(#[from] apiserver::ApiError),
@@ -202,11 +205,30 @@ pub async fn run(
             "system:kube-controller-manager",
         )
         .await?;
-        components.push(tokio::spawn(crate::controllers::run(client, token.clone())));
+        let settings = crate::controllers::Settings {
+            root_ca_pem: tls.server_ca.cert_pem.clone(),
+            cluster_cidr: config.cluster_cidr,
+        };
+        components.push(tokio::spawn(crate::controllers::run(
+            client,
+            settings,
+            token.clone(),
+        )));
     }
+    let agent = match &config.agent {
+        Some(options) => Some(start_agent(&config, options, &tls, &url, token.clone())?),
+        None => None,
+    };
     shutdown.await;
     tracing::info!("shutting down");
     token.cancel();
+    if let Some(agent) = agent {
+        match agent.await {
+            Ok(Err(err)) => tracing::error!(%err, "the agent stopped"),
+            Err(err) => tracing::error!(%err, "the agent task"),
+            Ok(Ok(())) => {}
+        }
+    }
     for component in components {
         let _ = component.await;
     }
@@ -229,7 +251,79 @@ async fn component_client(
         cert_pem: cert.cert_pem,
         key_pem: cert.key_pem,
     };
-    Ok(endpoint.connect().await?)
+    endpoint.connect().await.map_err(|err| Box::new(err).into())
+}
+
+/// Starts this machine's agent (node runtime and kubelet) as the node
+/// `system:node:<name>`, a control-plane node.
+fn start_agent(
+    config: &ServerConfig,
+    options: &AgentOptions,
+    tls: &ClusterTls,
+    url: &str,
+    token: CancellationToken,
+) -> Result<tokio::task::JoinHandle<Result<(), skiff_agent::run::RunError>>, ServerError> {
+    use skiff_agent::config::{AgentConfig, default_node_ip, parse_node_label, parse_node_taint};
+    let node = options.node_name.clone();
+    let node_ip = match options.node_ip {
+        Some(ip) => ip,
+        None => default_node_ip()?,
+    };
+    let mut node_labels = std::collections::BTreeMap::new();
+    for role in ["control-plane", "master"] {
+        node_labels.insert(format!("node-role.kubernetes.io/{role}"), "true".to_owned());
+    }
+    for label in &options.node_labels {
+        let (key, value) = parse_node_label(label)?;
+        node_labels.insert(key, value);
+    }
+    let node_taints = options
+        .node_taints
+        .iter()
+        .map(|taint| parse_node_taint(taint))
+        .collect::<Result<Vec<_>, _>>()?;
+    let client = tls.component_client(
+        &format!("kubelet-{node}"),
+        &format!("system:node:{node}"),
+        Some("system:nodes"),
+    )?;
+    let serving_names = vec![
+        node.clone(),
+        node_ip.to_string(),
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+    ];
+    let serving = tls.serving_for(&format!("kubelet-{node}"), &serving_names)?;
+    let endpoint = skiff_agent::api_client::ApiEndpoint {
+        url: url.to_owned(),
+        ca_pem: tls.server_ca.cert_pem.clone(),
+        cert_pem: client.cert_pem,
+        key_pem: client.key_pem,
+    };
+    let agent = AgentConfig {
+        node_name: node,
+        data_dir: config.data_dir.clone(),
+        run_dir: options.run_dir.clone(),
+        cri_socket: options.cri_socket.clone(),
+        node_ip,
+        kubelet_port: options.kubelet_port,
+        cluster_dns: vec![options.cluster_dns],
+        cluster_domain: options.cluster_domain.clone(),
+        node_labels,
+        node_taints,
+        registries: options.private_registry.clone(),
+        bridge: options.bridge.clone(),
+        streaming_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        shim_binary: options.shim_binary.clone(),
+    };
+    let client_ca = tls.client_ca.cert_pem.clone();
+    Ok(tokio::spawn(skiff_agent::run::run(
+        agent,
+        endpoint,
+        (serving.cert_pem, serving.key_pem),
+        client_ca,
+        token.cancelled_owned(),
+    )))
 }
 
 /// Requests run on tokio's blocking threads; glibc would give each its own

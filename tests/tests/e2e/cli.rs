@@ -4,7 +4,7 @@ use skiff_tests::skiff::skiff_command;
 
 #[test]
 fn commands_not_built_yet_exit_non_zero_and_say_so() {
-    for command in ["server", "agent", "check-config", "token", "killall"] {
+    for command in ["agent", "check-config", "token", "killall"] {
         let output = skiff_command().unwrap().arg(command).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "skiff {command}");
         let stderr = String::from_utf8_lossy(&output.stderr);
