@@ -90,11 +90,15 @@ impl Events {
         reason: &str,
         note: String,
     ) {
+        // kube-rs's recorder folds events with the same object, reason and
+        // action into one series; upstream keeps events whose messages
+        // differ ("Created pod: a", "Created pod: b") apart, so the action
+        // carries the message (cut to the API's 128 bytes).
         let event = Event {
             type_,
             reason: reason.to_owned(),
+            action: truncate(&note, 128).to_owned(),
             note: Some(note),
-            action: reason.to_owned(),
             secondary: None,
         };
         if let Err(err) = self.recorder.publish(&event, object).await {
@@ -107,4 +111,16 @@ impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Events").finish_non_exhaustive()
     }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }

@@ -8,6 +8,8 @@
 //! `run(client, .., shutdown)`.
 //!
 //! - [`common`]: controller owner references, pod readiness, events.
+//! - [`deployment`]: Deployments' ReplicaSets: rolling updates, Recreate,
+//!   revisions, rollback, pause, status.
 //! - [`endpoints`]: Endpoints of Services with selectors.
 //! - [`endpointslice`]: EndpointSlices of those Services (and the informer
 //!   and back-off helpers the node controllers share).
@@ -17,17 +19,21 @@
 //! - [`node_ipam`]: a pod CIDR (/24) per node from the cluster CIDR.
 //! - [`node_lifecycle`]: nodes whose Lease stops being renewed turn
 //!   NotReady, get tainted, and their pods are evicted.
+//! - [`replicaset`]: ReplicaSets' pods: creation and deletion with
+//!   expectations, adoption, status.
 //! - [`root_ca`]: the `kube-root-ca.crt` ConfigMap in every namespace.
 //! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
 //! - [`ttl_after_finished`]: finished Jobs deleted after their TTL.
 
 pub mod common;
+pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbage_collector;
 pub mod job;
 pub mod node_ipam;
 pub mod node_lifecycle;
+pub mod replicaset;
 pub mod root_ca;
 pub mod serviceaccount;
 pub mod ttl_after_finished;
@@ -46,6 +52,8 @@ pub struct Settings {
 /// Runs every controller until `shutdown` is cancelled.
 pub async fn run(client: kube::Client, settings: Settings, shutdown: CancellationToken) {
     tokio::join!(
+        replicaset::run(client.clone(), shutdown.clone()),
+        deployment::run(client.clone(), shutdown.clone()),
         endpoints::run(client.clone(), shutdown.clone()),
         endpointslice::run(client.clone(), shutdown.clone()),
         node_ipam::run(client.clone(), settings.cluster_cidr, shutdown.clone()),

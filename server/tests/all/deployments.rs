@@ -426,6 +426,13 @@ async fn a_deployment_makes_a_replicaset_whose_pods_become_available() {
         }
     })
     .await;
+    let status = c
+        .kubectl(&["rollout", "status", "deployment/web", "--watch=false"])
+        .await;
+    assert_eq!(
+        status.trim(),
+        "Waiting for deployment \"web\" rollout to finish: 0 of 2 updated replicas are available..."
+    );
     let d = c.deployment("web").await;
     assert_eq!(
         condition(&d, "Available"),
@@ -669,12 +676,9 @@ async fn a_rolling_update_keeps_within_max_surge_and_max_unavailable() {
     assert!(status.starts_with("Waiting for deployment \"web\" rollout to finish: 2 out of 3 new replicas have been updated..."), "{status}");
     c.make_all_ready("app=web").await;
     step(1, 3).await;
-    c.make_all_ready("app=web").await;
-    step(0, 3).await;
-    // All updated, the last one not available yet.
-    eventually("3 replicas, 2 available", || async {
+    eventually("4 replicas, 3 updated", || async {
         let s = c.deployment("web").await.status.unwrap_or_default();
-        if (s.replicas, s.updated_replicas, s.available_replicas) == (Some(3), Some(3), Some(2)) {
+        if (s.replicas, s.updated_replicas) == (Some(4), Some(3)) {
             Ok(())
         } else {
             Err(format!("{s:?}"))
@@ -686,8 +690,10 @@ async fn a_rolling_update_keeps_within_max_surge_and_max_unavailable() {
         .await;
     assert_eq!(
         status.trim(),
-        "Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available..."
+        "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination..."
     );
+    c.make_all_ready("app=web").await;
+    step(0, 3).await;
     c.make_all_ready("app=web").await;
     let d = rolled_out(&c, "web", 3).await;
     monitor.cancel();

@@ -3,6 +3,7 @@
 mod apiserver;
 mod components;
 mod datastore;
+mod deployments;
 mod endpoints;
 mod garbage_collection;
 mod jobs;
