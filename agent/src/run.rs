@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -82,7 +82,14 @@ pub async fn run(
     let cri = CriService::with_runtime(runtime.clone(), streaming.urls());
     let socket = CriSocket::bind(&config.cri_socket)?;
     let tls = kubelet::server::tls_config(&kubelet_serving.0, &kubelet_serving.1, &client_ca_pem)?;
-    let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.kubelet_port));
+    // Every address, as kubelet; a node on loopback (tests, a machine kept
+    // to itself) listens on loopback only.
+    let listen_ip = if config.node_ip.is_loopback() {
+        config.node_ip
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    let address = SocketAddr::new(listen_ip, config.kubelet_port);
     let listener = TcpListener::bind(address)
         .await
         .map_err(|source| RunError::Bind { address, source })?;

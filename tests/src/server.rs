@@ -85,6 +85,8 @@ impl SkiffServer {
                     .arg(agent.network.bridge())
                     .arg("--cluster-cidr")
                     .arg(agent.network.pod_cidr())
+                    // The kubelet API the apiserver reaches stays on loopback.
+                    .args(["--node-ip", "127.0.0.1"])
                     .args(["--kubelet-port", "0"]);
                 if let Some(registries) = &agent.registries {
                     command.arg("--private-registry").arg(registries);
