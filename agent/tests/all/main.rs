@@ -5,4 +5,5 @@
 
 mod kubelet_api;
 mod node;
+mod pods;
 mod support;
