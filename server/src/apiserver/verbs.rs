@@ -379,8 +379,13 @@ pub fn write_update(
     api.updated(rt, old, &written);
     if !meta_str(&written, "deletionTimestamp").is_empty()
         && object::finalizers(&written).is_empty()
+        && written["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .unwrap_or(0)
+            == 0
     {
-        // The last finalizer is gone: the object goes now.
+        // The last finalizer is gone and no grace period runs (a pod's
+        // kubelet is still stopping it otherwise): the object goes now.
         if let Ok((gone, _)) = api.store.delete(
             rt,
             meta_str(&written, "namespace"),
@@ -621,22 +626,36 @@ pub fn delete_object(
                 Err(err) => return Err(err),
             }
         }
-        if !meta_str(&old, "deletionTimestamp").is_empty() {
-            // Already being deleted.
-            return Ok((old, false));
+        let mut grace = graceful.unwrap_or(0);
+        let already = !meta_str(&old, "deletionTimestamp").is_empty();
+        if already {
+            // Already being deleted: a shorter grace period (the kubelet's
+            // final DELETE with 0) or a new finalizer still applies; a
+            // grace period is never extended.
+            let current = old["metadata"]["deletionGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(0);
+            if grace >= current && finalizers == object::finalizers(&old) {
+                return Ok((old, false));
+            }
+            grace = grace.min(current);
         }
         let mut marked = old.clone();
+        if !already
+            || grace
+                < old["metadata"]["deletionGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(0)
         {
             let meta = meta_mut(&mut marked);
-            let grace = graceful.unwrap_or(0);
             let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
             meta.insert("deletionTimestamp".into(), json!(object::timestamp(at)));
             meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
-            if !finalizers.is_empty() {
-                meta.insert("finalizers".into(), json!(finalizers));
-            }
         }
-        if object::has_generation(&rt.plural, rt.custom) {
+        if !finalizers.is_empty() {
+            meta_mut(&mut marked).insert("finalizers".into(), json!(finalizers));
+        }
+        if !already && object::has_generation(&rt.plural, rt.custom) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             meta_mut(&mut marked).insert("generation".into(), json!(generation));
         }
