@@ -301,8 +301,7 @@ fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             bridge: node.bridge,
             private_registry: node.private_registry,
             kubelet_port: node.kubelet_port,
-            shim_binary: std::env::current_exe()
-                .context("finding the skiff binary (for shims)")?,
+            shim_binary: std::env::current_exe().context("finding the skiff binary (for shims)")?,
         })
     };
     let config = skiff_server::run::ServerConfig {

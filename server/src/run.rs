@@ -198,13 +198,8 @@ pub async fn run(
         components.push(tokio::spawn(crate::scheduler::run(client, token.clone())));
     }
     if config.components.controller_manager {
-        let client = component_client(
-            &tls,
-            &url,
-            "controller",
-            "system:kube-controller-manager",
-        )
-        .await?;
+        let client =
+            component_client(&tls, &url, "controller", "system:kube-controller-manager").await?;
         let settings = crate::controllers::Settings {
             root_ca_pem: tls.server_ca.cert_pem.clone(),
             cluster_cidr: config.cluster_cidr,
