@@ -5,6 +5,7 @@
 // CRI messages are large; boxing every future in tests buys nothing.
 #![allow(clippy::large_futures)]
 
+mod cluster;
 mod apiserver;
 mod cli;
 mod node;

@@ -1,9 +1,9 @@
 //! A container's environment, as kubelet's `makeEnvironmentVariables`
 //! builds it: `envFrom` sources first, then `env` in order, each value
 //! `$(VAR)`-expanded against what came before; values from ConfigMaps,
-//! Secrets, pod fields and resource fields. Service variables
-//! (`WEB_SERVICE_HOST`, ...) come with the Services work and are not set
-//! yet.
+//! Secrets, pod fields and resource fields, over the Service variables
+//! (`KUBERNETES_SERVICE_HOST`, `WEB_SERVICE_HOST`, ...; `service_env.rs`),
+//! which `env` and `envFrom` override and `$(VAR)` may use.
 
 use std::collections::HashMap;
 
@@ -134,7 +134,10 @@ pub async fn container_env(
 ) -> Result<Environment, String> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut objects = Objects::default();
-    let mut env = Environment::default();
+    let mut env = Environment {
+        vars: super::service_env::service_env(ctx.client, pod).await?,
+        warnings: Vec::new(),
+    };
     for source in container.env_from.iter().flatten() {
         let prefix = source.prefix.clone().unwrap_or_default();
         let (kind, name, data) = if let Some(r) = &source.config_map_ref {

@@ -27,7 +27,8 @@
 //! - [`snapshot`]: the runtime's view of one pod (sandboxes, containers).
 //! - [`sandbox`], [`dns`]: the PodSandboxConfig kubelet builds.
 //! - [`containers`], [`security`], [`resources`]: the ContainerConfig.
-//! - [`env`], [`expand`], [`fieldpath`]: environment variables, `$(VAR)`
+//! - [`env`], [`service_env`], [`expand`], [`fieldpath`]: environment
+//!   variables (Service variables among them), `$(VAR)`
 //!   expansion, downward API fields.
 //! - [`pull`], [`credentials`]: image pulls with pull policy, pull secrets
 //!   and back-off.
@@ -63,6 +64,7 @@ mod pull;
 mod resources;
 mod sandbox;
 mod security;
+mod service_env;
 mod snapshot;
 mod start;
 mod status;
