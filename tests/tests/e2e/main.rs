@@ -5,9 +5,9 @@
 // CRI messages are large; boxing every future in tests buys nothing.
 #![allow(clippy::large_futures)]
 
-mod cluster;
 mod apiserver;
 mod cli;
+mod cluster;
 mod node;
 mod runtime_errors;
 mod runtime_images;
