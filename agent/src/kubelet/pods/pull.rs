@@ -22,6 +22,9 @@ pub struct ImagePuller {
     client: kube::Client,
     events: Recorder,
     backoff: Mutex<Backoff>,
+    /// Pulls run one at a time, as kubelet's default
+    /// `serializeImagePulls: true` has them.
+    serial: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ImagePuller {
@@ -101,6 +104,7 @@ impl ImagePuller {
             client,
             events,
             backoff: Mutex::new(Backoff::default()),
+            serial: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -224,6 +228,7 @@ impl ImagePuller {
         sandbox_config: &cri::PodSandboxConfig,
     ) -> Result<String, tonic::Status> {
         let secrets = self.pull_secrets(pod).await;
+        let _serial = self.serial.lock().await;
         let auths = credentials::for_image(&spec.image, &secrets);
         if auths.is_empty() {
             return self
