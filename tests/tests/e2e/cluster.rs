@@ -358,36 +358,53 @@ fn pod_cgroup_parents(run_dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Removes the (empty) cgroup `parent` and everything below it in every
-/// hierarchy.
+/// Kills every process in the cgroup `parent` and below (in any
+/// hierarchy), then removes those cgroups. The pods' containers live
+/// there, outside anything clean_node knows.
 fn remove_cgroup_tree(parent: &str) {
     let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
         return;
     };
+    let mut dirs = Vec::new();
     for hierarchy in hierarchies.filter_map(|e| e.ok()) {
         let root = hierarchy.path().join(parent.trim_start_matches('/'));
-        let mut dirs = vec![root.clone()];
         let mut stack = vec![root];
         while let Some(dir) = stack.pop() {
             let Ok(children) = std::fs::read_dir(&dir) else {
                 continue;
             };
+            dirs.push(dir);
             for child in children.filter_map(|e| e.ok()) {
                 if child.file_type().is_ok_and(|t| t.is_dir()) {
-                    dirs.push(child.path());
                     stack.push(child.path());
                 }
             }
         }
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.as_os_str().len()));
-        for dir in dirs {
-            // Killed tasks may take a moment to leave.
-            for _ in 0..20 {
-                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(25));
+    }
+    // Deepest first.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for _ in 0..40 {
+        let mut alive = false;
+        for dir in &dirs {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+                alive = true;
+                // SAFETY: kill has no memory effects.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
+        }
+        if !alive {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    for dir in &dirs {
+        // Killed tasks may take a moment to leave.
+        for _ in 0..20 {
+            if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
         }
     }
 }
