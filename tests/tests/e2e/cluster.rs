@@ -8,8 +8,9 @@
 //! # Layout
 //!
 //! - [`deployments`]: Deployments to Ready pods answering on their IPs,
-//!   `get nodes -o wide`, scale, `set image`, rollout history and undo,
-//!   deletion with the ReplicaSets and pods.
+//!   `get nodes -o wide`, a Service's Endpoints, scale, `set image`,
+//!   rollout history, undo, restart, pause and resume, deletion with the
+//!   ReplicaSets and pods.
 //! - [`events`]: `kubectl get events` and `kubectl describe` tell a pod's story.
 //! - [`streams`]: `logs -f`, `exec` (also `-it` through a pseudo-terminal),
 //!   `run -i` (attach), `port-forward`, `cp`.
@@ -17,6 +18,10 @@
 //! - [`config`]: ConfigMaps, Secrets, the downward API and the
 //!   ServiceAccount volume inside pods.
 //! - [`jobs`]: Jobs run to completion.
+//! - [`lifecycle`]: init containers, ErrImagePull/ImagePullBackOff,
+//!   OOMKilled, graceful termination with preStop.
+//! - [`scheduling`]: Pending pods and kube-scheduler's reasons; retries
+//!   when the node changes.
 //! - [`restart`]: a server restart leaves the pods running.
 //! - [`pty`]: a pseudo-terminal for `kubectl exec -it`.
 
@@ -25,8 +30,10 @@ mod deployments;
 mod events;
 mod failures;
 mod jobs;
+mod lifecycle;
 mod pty;
 mod restart;
+mod scheduling;
 mod streams;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use skiff_tests::Fixture;
 
-use super::{Cluster, HTTPD, assert_contains, host_os_image, items, name, table};
+use super::{Cluster, HTTPD, assert_contains, described, host_os_image, items, name, table};
 
 /// `kubectl create deployment web --image=<image> --replicas=<n> -- sh -c HTTPD`.
 fn create_web(cluster: &Cluster, image: &str, replicas: usize) {
@@ -81,6 +81,103 @@ fn a_deployment_runs_ready_pods_that_answer_on_their_pod_ips() {
         ),
         ("2", "2", "2"),
         "{rows:?}"
+    );
+
+    // `kubectl describe node`: roles, conditions as the kubelet words
+    // them, the pods running there.
+    let text = cluster.kubectl(&["describe", "node", &cluster.node_name]);
+    assert_eq!(
+        described(&text, "Roles"),
+        Some("control-plane,master"),
+        "{text}"
+    );
+    assert_eq!(
+        described(&text, "Non-terminated Pods"),
+        Some("(2 in total)"),
+        "{text}"
+    );
+    let ready_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Ready "))
+        .unwrap_or_default();
+    assert!(
+        ready_line.contains(" True ")
+            && ready_line.contains("KubeletReady")
+            && ready_line.ends_with("kubelet is posting ready status"),
+        "{text}"
+    );
+    for pod in &pods {
+        assert_contains(&text, name(pod));
+    }
+
+    // A deleted pod is replaced.
+    let gone = name(&pods[0]).to_string();
+    cluster.kubectl(&["delete", "pod", &gone]);
+    let replaced = cluster.ready_pods("app=web", 2);
+    assert!(replaced.iter().all(|p| name(p) != gone), "{gone} is back");
+    ips = replaced.iter().map(|p| cluster.pod_ip(p)).collect();
+    for pod in &replaced {
+        assert_eq!(
+            cluster.http_from_pod(pod, "/etc/skiff-release").trim(),
+            "2.0"
+        );
+    }
+
+    // A Service over the pods: its Endpoints and EndpointSlice hold both
+    // pod IPs on the target port.
+    assert_contains(
+        &cluster.kubectl(&[
+            "expose",
+            "deployment",
+            "web",
+            "--port=80",
+            "--target-port=8080",
+        ]),
+        "service/web exposed",
+    );
+    let service = cluster.json(&["get", "service", "web"]);
+    let cluster_ip = service["spec"]["clusterIP"].as_str().unwrap_or_default();
+    assert!(cluster_ip.starts_with("10.43."), "{}", service["spec"]);
+    ips.sort();
+    let endpoints: Vec<String> = ips.iter().map(|ip| format!("{ip}:8080")).collect();
+    cluster.eventually("the Service's Endpoints", Duration::from_secs(20), || {
+        let rows = table(&cluster.kubectl(&["get", "endpoints", "web"]));
+        let mut listed: Vec<String> = rows
+            .first()
+            .map(|row| row["ENDPOINTS"].split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        listed.sort();
+        if listed == endpoints {
+            Ok(())
+        } else {
+            Err(format!("{rows:?}"))
+        }
+    });
+    cluster.eventually(
+        "the Service's EndpointSlice",
+        Duration::from_secs(20),
+        || {
+            let rows = table(&cluster.kubectl(&[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=web",
+            ]));
+            let Some(row) = rows.first() else {
+                return Err("no EndpointSlice".to_string());
+            };
+            let mut listed: Vec<String> = row["ENDPOINTS"].split(',').map(str::to_string).collect();
+            listed.sort();
+            if rows.len() == 1
+                && row["ADDRESSTYPE"] == "IPv4"
+                && row["PORTS"] == "8080"
+                && listed == ips
+            {
+                Ok(())
+            } else {
+                Err(format!("{rows:?}"))
+            }
+        },
     );
 }
 
@@ -210,6 +307,77 @@ fn a_deployment_scales_updates_rolls_back_and_is_deleted_with_its_pods() {
     }
     let history = cluster.kubectl(&["rollout", "history", "deployment/web"]);
     assert_eq!(revisions(&history), ["2", "3"], "{history}");
+
+    // Restart: every pod replaced, the template stamped with the time.
+    let before: Vec<String> = cluster
+        .ready_pods("app=web", 3)
+        .iter()
+        .map(|p| name(p).to_string())
+        .collect();
+    assert_contains(
+        &cluster.kubectl(&["rollout", "restart", "deployment/web"]),
+        "deployment.apps/web restarted",
+    );
+    cluster.rollout_status("web");
+    let pods = cluster.eventually("3 new pods", Duration::from_secs(60), || {
+        let pods = cluster.ready_pods("app=web", 3);
+        if pods.iter().all(|p| !before.iter().any(|b| b == name(p))) {
+            Ok(pods)
+        } else {
+            Err(format!("old pods among {:?}", uids_of(&pods)))
+        }
+    });
+    uids.extend(uids_of(&pods));
+    let deployment = cluster.json(&["get", "deployment", "web"]);
+    assert!(
+        deployment["spec"]["template"]["metadata"]["annotations"]
+            ["kubectl.kubernetes.io/restartedAt"]
+            .is_string(),
+        "{}",
+        deployment["spec"]["template"]
+    );
+
+    // Paused, a new image waits; resumed, it rolls out.
+    assert_contains(
+        &cluster.kubectl(&["rollout", "pause", "deployment/web"]),
+        "deployment.apps/web paused",
+    );
+    let replicasets_paused = replicasets_now(&cluster).len();
+    cluster.kubectl(&["set", "image", "deployment/web", &format!("busybox={v1}")]);
+    cluster.eventually(
+        "the paused Deployment observed",
+        Duration::from_secs(20),
+        || {
+            let d = cluster.json(&["get", "deployment", "web"]);
+            let paused = d["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Progressing" && c["reason"] == "DeploymentPaused")
+            });
+            if paused && d["status"]["observedGeneration"] == d["metadata"]["generation"] {
+                Ok(())
+            } else {
+                Err(format!("{}", d["status"]))
+            }
+        },
+    );
+    assert_eq!(replicasets_now(&cluster).len(), replicasets_paused);
+    let images: Vec<String> = cluster
+        .ready_pods("app=web", 3)
+        .iter()
+        .map(|p| {
+            p["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(images.iter().all(|i| *i == latest), "{images:?}");
+    assert_contains(
+        &cluster.kubectl(&["rollout", "resume", "deployment/web"]),
+        "deployment.apps/web resumed",
+    );
+    cluster.rollout_status("web");
+    uids.extend(uids_of(&serve_release(&cluster, &v1, "1.0")));
 
     // Deleting the Deployment takes its ReplicaSets and pods along.
     assert_contains(

@@ -1,6 +1,7 @@
-//! A `skiff server` killed and started again keeps its pods: same
-//! containers, same IPs, no restarts, still serving; the node turns Ready
-//! again and new work still runs.
+//! A `skiff server` killed (SIGKILL) or stopped (SIGTERM, as `systemctl
+//! restart` does) and started again keeps its pods: same containers, same
+//! IPs, no restarts, still serving; the node stays Ready and new work
+//! still runs.
 
 use std::time::Duration;
 
@@ -68,29 +69,64 @@ fn a_server_restart_leaves_the_pods_running() {
             "2.0"
         );
     }
-    let lease = |cluster: &Cluster| {
-        cluster.kubectl(&[
-            "get",
-            "lease",
-            "-n",
-            "kube-node-lease",
-            &cluster.node_name,
-            "-o",
-            "jsonpath={.spec.renewTime}",
-        ])
-    };
-    let renewed_before = lease(&cluster);
 
+    // A crash.
+    let renewed = lease_renewed(&cluster);
     if let Err(err) = cluster.server.restart_after_kill() {
-        cluster.fail(&format!("the server did not come back: {err}"));
+        cluster.fail(&format!(
+            "the server did not come back after SIGKILL: {err}"
+        ));
     }
+    check_pods_kept(&cluster, &renewed, &before, 3);
 
-    // The new kubelet has taken over once it renews the node's Lease.
+    // A clean stop: SIGTERM stops the server, never its pods.
+    let renewed = lease_renewed(&cluster);
+    let pid = cluster.server.pid();
+    let pid_t = libc::pid_t::try_from(pid).unwrap_or(libc::pid_t::MAX);
+    // SAFETY: kill has no memory effects; the pid is our child's, not reaped.
+    assert_eq!(unsafe { libc::kill(pid_t, libc::SIGTERM) }, 0);
+    cluster.eventually(
+        "the server exited after SIGTERM",
+        Duration::from_secs(30),
+        || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // `pid (comm) Z ...`: exited, not yet reaped.
+            match stat.rsplit_once(')').map(|(_, rest)| rest.trim_start()) {
+                Some(rest) if !rest.starts_with('Z') => Err(format!("still running: {rest:.20}")),
+                _ => Ok(()),
+            }
+        },
+    );
+    if let Err(err) = cluster.server.restart_after_kill() {
+        cluster.fail(&format!(
+            "the server did not come back after SIGTERM: {err}"
+        ));
+    }
+    check_pods_kept(&cluster, &renewed, &before, 4);
+}
+
+/// The node Lease's renewTime now.
+fn lease_renewed(cluster: &Cluster) -> String {
+    cluster.kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-node-lease",
+        &cluster.node_name,
+        "-o",
+        "jsonpath={.spec.renewTime}",
+    ])
+}
+
+/// After a restart: once the new kubelet renewed the Lease (past
+/// `renewed_before`) and ran a new pod (the Deployment scaled to
+/// `replicas`), the pods of `before` are unchanged and still serve.
+fn check_pods_kept(cluster: &Cluster, renewed_before: &str, before: &[Running], replicas: usize) {
     cluster.eventually(
         "the node's Lease renewed by the restarted kubelet",
         Duration::from_secs(60),
         || {
-            let renewed = lease(&cluster);
+            let renewed = lease_renewed(cluster);
             if renewed != renewed_before && !renewed.is_empty() {
                 Ok(())
             } else {
@@ -98,11 +134,10 @@ fn a_server_restart_leaves_the_pods_running() {
             }
         },
     );
-    // New work runs: by the time a new pod is Ready, the kubelet has synced
-    // the old ones too.
-    cluster.kubectl(&["scale", "deployment/web", "--replicas=3"]);
+    // By the time a new pod is Ready, the kubelet has synced the old ones.
+    cluster.kubectl(&["scale", "deployment/web", &format!("--replicas={replicas}")]);
     cluster.rollout_status("web");
-    let pods = cluster.ready_pods("app=web", 3);
+    let pods = cluster.ready_pods("app=web", replicas);
     let after: Vec<Running> = pods
         .iter()
         .map(running)

@@ -146,13 +146,16 @@ fn logs_follow_and_exec_piped_and_on_a_terminal() {
         shell(&terminal, "the resize to 40x120 never reached the shell");
     }
     // Ctrl-C reaches the remote shell as a character, not a signal to kubectl.
-    let mark = terminal.mark();
-    terminal.type_keys("echo sleeping-$((2+2)); sleep 30\n");
-    if !terminal.wait_for(mark, "sleeping-4", Duration::from_secs(10)) {
-        shell(&terminal, "no sleeping-4");
-    }
-    // Time for the shell to exec sleep after its echo.
-    std::thread::sleep(Duration::from_millis(200));
+    terminal.type_keys("sleep 31\n");
+    // The sleep runs in the container (exec shares its PID namespace).
+    cluster.eventually("sleep 31 running", Duration::from_secs(10), || {
+        let ps = cluster.kubectl(&["exec", "talker", "--", "ps", "-o", "args"]);
+        if ps.lines().any(|l| l.trim() == "sleep 31") {
+            Ok(())
+        } else {
+            Err(format!("{}\nps in the container:\n{ps}", terminal.screen()))
+        }
+    });
     let mark = terminal.mark();
     terminal.type_keys("\x03");
     terminal.type_keys("echo $((3+3))-after-interrupt\n");
@@ -165,6 +168,65 @@ fn logs_follow_and_exec_piped_and_on_a_terminal() {
         Some(status) => shell(&terminal, &format!("kubectl exited with {status}")),
         None => shell(&terminal, "kubectl did not exit after `exit`"),
     }
+
+    // `kubectl run -it --rm`: a new pod's shell on the terminal (attach
+    // with a tty), deleted when it exits.
+    let image = cluster.image(Fixture::Busybox);
+    let mut command = Command::new("kubectl");
+    command
+        .arg("--kubeconfig")
+        .arg(cluster.server.kubeconfig())
+        .args(["run", "shell", "-it", "--rm", "--restart=Never"])
+        .arg(format!("--image={image}"))
+        .args(["--command", "--", "sh"])
+        .env("TERM", "xterm");
+    let mut terminal = Terminal::spawn(command, 33, 101);
+    // kubectl attaches after the shell printed its first prompt: what
+    // it types shows once attached.
+    let attached = (0..40).any(|_| {
+        let mark = terminal.mark();
+        terminal.type_keys("echo $((20+22))-attached\n");
+        terminal.wait_for(mark, "42-attached", Duration::from_millis(500))
+    });
+    if !attached {
+        shell(&terminal, "kubectl run -it never reached the pod's shell");
+    }
+    let mark = terminal.mark();
+    terminal.type_keys("stty size\n");
+    if !terminal.wait_for(mark, "33 101", Duration::from_secs(10)) {
+        shell(&terminal, "the attached tty is not the terminal's size");
+    }
+    terminal.type_keys("exit\n");
+    match terminal.wait(Duration::from_secs(30)) {
+        Some(status) if status.success() => {}
+        Some(status) => shell(&terminal, &format!("kubectl run -it exited with {status}")),
+        None => shell(&terminal, "kubectl run -it did not exit after `exit`"),
+    }
+    assert!(
+        terminal.screen().contains("pod \"shell\" deleted"),
+        "{:?}",
+        terminal.screen()
+    );
+    cluster.eventually("pod shell deleted", Duration::from_secs(30), || {
+        let out = cluster.run(&["get", "pod", "shell", "-o", "name"]);
+        if out.status.success() {
+            Err(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Ok(())
+        }
+    });
+
+    // Large output through exec.
+    let size = cluster.kubectl(&[
+        "exec",
+        "talker",
+        "--",
+        "sh",
+        "-c",
+        "head -c 5000000 /dev/zero | tr '\\0' x",
+    ]);
+    assert_eq!(size.len(), 5_000_000);
+    assert!(size.bytes().all(|b| b == b'x'));
 }
 
 #[test]
@@ -201,6 +263,34 @@ fn attach_port_forward_and_cp() {
     );
     forward.stop();
 
+    // Through a Service: kubectl picks a pod and maps port 80 to 8080.
+    cluster.kubectl(&["expose", "pod", "web", "--port=80", "--target-port=8080"]);
+    let mut forward = cluster.background(&[
+        "port-forward",
+        "--address",
+        "127.0.0.1",
+        "service/web",
+        ":80",
+    ]);
+    let lines = forward.read_until(Duration::from_secs(20), |line| {
+        line.starts_with("Forwarding from 127.0.0.1:")
+    });
+    let line = lines.last().cloned().unwrap_or_default();
+    assert!(line.ends_with("-> 8080"), "{line:?}");
+    let port: u16 = line
+        .trim_start_matches("Forwarding from 127.0.0.1:")
+        .split(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let body = cluster.eventually(
+        "an HTTP answer through port-forward to the Service",
+        Duration::from_secs(10),
+        || http_get(([127, 0, 0, 1], port).into(), "/etc/skiff-release"),
+    );
+    assert_eq!(body.trim(), "2.0");
+    forward.stop();
+
     // cp into the pod, out of it, and a directory out of it.
     let scratch = cluster.scratch();
     let into = scratch.join("in.txt");
@@ -229,6 +319,25 @@ fn attach_port_forward_and_cp() {
     assert_eq!(
         std::fs::read_to_string(dir.join("sub/more.txt")).unwrap_or_default(),
         "deeper\n"
+    );
+    // A few megabytes, in and out again, byte for byte.
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let big_in = scratch.join("big.bin");
+    std::fs::write(&big_in, &big).expect("write big.bin");
+    cluster.kubectl(&["cp", &big_in.display().to_string(), "web:/tmp/big.bin"]);
+    assert_eq!(
+        cluster
+            .kubectl(&["exec", "web", "--", "sh", "-c", "wc -c < /tmp/big.bin"])
+            .trim(),
+        "3000000"
+    );
+    let big_out = scratch.join("big-back.bin");
+    cluster.kubectl(&["cp", "web:/tmp/big.bin", &big_out.display().to_string()]);
+    assert!(
+        std::fs::read(&big_out).unwrap_or_default() == big,
+        "the 3 MB file came back changed"
     );
 
     // `kubectl run -i --rm`: attach to the new pod's stdin and output,
