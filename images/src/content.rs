@@ -8,6 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use crate::digest::Digest;
 
@@ -115,14 +116,24 @@ impl ContentStore {
         if target.is_file() {
             return Ok(());
         }
-        let tmp = self
-            .ingest_dir()
-            .join(format!("{}.{}", digest.hex(), std::process::id()));
+        // One temporary name per write, so writers of one blob in this
+        // process (two pulls of one image) and in others never share one.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let tmp = self.ingest_dir().join(format!(
+            "{}.{}.{}",
+            digest.hex(),
+            std::process::id(),
+            WRITES.fetch_add(1, AtomicOrdering::Relaxed)
+        ));
         let result = write_synced(&tmp, data).and_then(|()| {
             fs::rename(&tmp, &target).map_err(ContentError::io("rename into place", &target))
         });
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
+            // Another writer may have committed the same verified bytes.
+            if target.is_file() {
+                return Ok(());
+            }
         }
         result?;
         sync_dir(&self.blobs_dir())
@@ -223,6 +234,25 @@ mod tests {
         assert!(matches!(err, ContentError::DigestMismatch { .. }), "{err}");
         assert!(!store.contains(&digest));
         assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_blob_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let data = vec![7u8; 4 << 20];
+        let digest = Digest::sha256_of(&data);
+        std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| store.write(&digest, &data)))
+                .collect();
+            for writer in writers {
+                writer.join().unwrap().unwrap();
+            }
+        });
+        assert_eq!(store.read(&digest).unwrap(), data);
+        let ingest: Vec<_> = fs::read_dir(dir.path().join("ingest")).unwrap().collect();
+        assert!(ingest.is_empty(), "{ingest:?}");
     }
 
     #[test]
