@@ -1101,9 +1101,16 @@ async fn old_replicasets_beyond_the_history_limit_are_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replicaset_replaces_deleted_pods_adopts_orphans_and_releases_strays() {
     let c = cluster().await;
-    // An orphan the ReplicaSet will select.
+    // An orphan the ReplicaSet will select. The ReplicaSet's pod watch may
+    // see it only after the ReplicaSet itself (two watches, as upstream):
+    // the controller then makes two pods, adopts the orphan and deletes
+    // one of three. Its deletion cost keeps the orphan the one that stays.
     let orphan: Pod = serde_json::from_value(json!({
-        "metadata": { "name": "stray", "labels": { "app": "solo" } },
+        "metadata": {
+            "name": "stray",
+            "labels": { "app": "solo" },
+            "annotations": { "controller.kubernetes.io/pod-deletion-cost": "100" },
+        },
         "spec": { "containers": [{ "name": "c", "image": "busybox:1" }] },
     }))
     .unwrap();
