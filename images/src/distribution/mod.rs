@@ -40,6 +40,7 @@ pub use error::{ErrorKind, RegistryError};
 pub use manifest::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, is_index, is_manifest,
 };
+pub use tls::AcceptAnyServerCert;
 
 use auth::AuthCache;
 use manifest::Document;
