@@ -1,5 +1,5 @@
 //! Skiff's CRI v1 service: the ImageService over Skiff's image store, the
-//! RuntimeService (only `Version` until the node runtime lands), the unix
+//! RuntimeService over the node runtime (sandboxes, containers, shims), the unix
 //! socket that serves both to crictl and any kubelet, and `skiff crictl`.
 //!
 //! [`CriService`] is a plain Rust value implementing the tonic server
@@ -10,8 +10,9 @@
 //!
 //! - [`image`]: the ImageService, one file per RPC, and the CRI `Image`
 //!   message as containerd fills it.
-//! - [`runtime`]: the RuntimeService; `Version` answers, the rest say the
-//!   node runtime is not built yet.
+//! - [`runtime`]: the RuntimeService over the node runtime.
+//! - [`logfile`]: reading container log files (CRI and docker JSON
+//!   records), for `crictl logs` and the kubelet's log endpoint.
 //! - [`progress`]: the pull-progress side channel (`skiff.images.v1.PullProgress`)
 //!   that lets `skiff crictl pull` draw a progress bar.
 //! - [`proto`]: the generated code of that small protocol.
@@ -36,6 +37,7 @@ pub mod crictl;
 pub mod error;
 pub mod idle;
 pub mod image;
+pub mod logfile;
 pub mod node;
 pub mod progress;
 pub mod runtime;

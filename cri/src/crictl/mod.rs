@@ -50,7 +50,7 @@ mod rmi;
 mod sandbox;
 mod stats;
 pub mod table;
-mod timefmt;
+pub(crate) mod timefmt;
 mod version;
 
 pub use config::{ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_TIMEOUT, GlobalFlags, Settings};

@@ -6,7 +6,7 @@
 //! written until the container stops and the file is read to its end,
 //! across log rotation.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,12 +18,12 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use skiff_cri::logfile::{CHUNK, Record, parse_cri, tail_start};
+
 /// How often a followed file is checked for growth or rotation.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How often a followed container is checked to still run.
 const RUNNING_CHECK_PERIOD: Duration = Duration::from_secs(1);
-/// Bytes read at a time.
-const CHUNK: usize = 64 * 1024;
 /// Output is sent in pieces of about this size.
 const FLUSH_AT: usize = 32 * 1024;
 
@@ -63,85 +63,6 @@ pub enum LogError {
     },
 }
 
-/// A log line's stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-/// One record of a CRI log file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// When the runtime wrote it.
-    pub timestamp: Timestamp,
-    /// Where it came from.
-    pub stream: Stream,
-    /// The text: with its newline for a full (`F`) record, without for a
-    /// partial (`P`) one.
-    pub text: Vec<u8>,
-}
-
-/// Parses one CRI log line (with its newline, if it has one).
-pub fn parse_cri(line: &[u8]) -> Result<Record, String> {
-    let mut fields = line.splitn(4, |b| *b == b' ');
-    let timestamp = fields.next().ok_or("timestamp is not found")?;
-    let timestamp = std::str::from_utf8(timestamp)
-        .ok()
-        .and_then(|t| t.parse::<Timestamp>().ok())
-        .ok_or("unexpected timestamp format \"2006-01-02T15:04:05.999999999Z07:00\"")?;
-    let stream = match fields.next().ok_or("stream type is not found")? {
-        b"stdout" => Stream::Stdout,
-        b"stderr" => Stream::Stderr,
-        other => {
-            return Err(format!(
-                "unexpected stream type {:?}",
-                String::from_utf8_lossy(other)
-            ));
-        }
-    };
-    let tag = fields.next().ok_or("log tag is not found")?;
-    // Tags are `:`-separated for forward compatibility; the first says P or F.
-    let partial = tag.split(|b| *b == b':').next() == Some(b"P");
-    let mut text = fields.next().ok_or("log content is not found")?.to_vec();
-    if partial && text.last() == Some(&b'\n') {
-        text.pop();
-    }
-    Ok(Record {
-        timestamp,
-        stream,
-        text,
-    })
-}
-
-/// The offset where the last `n` lines of `file` start (the start of the
-/// file when there are fewer). An unfinished last line does not count.
-pub fn tail_start(file: &mut std::fs::File, n: u64) -> io::Result<u64> {
-    let size = file.seek(SeekFrom::End(0))?;
-    let wanted = n + 1;
-    let mut seen = 0u64;
-    let mut right = size;
-    let mut buf = vec![0u8; CHUNK];
-    while right > 0 {
-        let left = right.saturating_sub(CHUNK as u64);
-        let len = (right - left) as usize;
-        file.seek(SeekFrom::Start(left))?;
-        file.read_exact(&mut buf[..len])?;
-        for (i, b) in buf[..len].iter().enumerate().rev() {
-            if *b == b'\n' {
-                seen += 1;
-                if seen == wanted {
-                    return Ok(left + i as u64 + 1);
-                }
-            }
-        }
-        right = left;
-    }
-    Ok(0)
-}
-
 /// Turns records into output as kubelet's log writer does.
 #[derive(Debug)]
 struct Writer {
@@ -156,12 +77,14 @@ impl Writer {
     fn write(&mut self, record: &Record, out: &mut Vec<u8>) -> bool {
         let at_line_start = self.at_line_start;
         self.at_line_start = record.text.last().is_none_or(|b| *b == b'\n');
-        if self.since.is_some_and(|since| record.timestamp < since) {
+        let timestamp = Timestamp::from_nanosecond(i128::from(record.timestamp))
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        if self.since.is_some_and(|since| timestamp < since) {
             return true;
         }
         let start = out.len();
         if self.timestamps && at_line_start {
-            out.extend_from_slice(record.timestamp.to_string().as_bytes());
+            out.extend_from_slice(timestamp.to_string().as_bytes());
             out.push(b' ');
         }
         out.extend_from_slice(&record.text);
@@ -408,41 +331,6 @@ mod tests {
     use futures::FutureExt;
 
     use super::*;
-
-    #[test]
-    fn cri_lines_parse_and_partial_ones_lose_their_newline() {
-        let record = parse_cri(b"2023-11-14T22:13:20.5Z stdout F hello world\n").unwrap();
-        assert_eq!(record.timestamp.as_nanosecond(), 1_700_000_000_500_000_000);
-        assert_eq!(record.stream, Stream::Stdout);
-        assert_eq!(record.text, b"hello world\n");
-        let record = parse_cri(b"2023-11-14T22:13:20Z stderr P part\n").unwrap();
-        assert_eq!(record.stream, Stream::Stderr);
-        assert_eq!(record.text, b"part");
-        assert!(parse_cri(b"2023-11-14T22:13:20Z stdin F x\n").is_err());
-        assert!(parse_cri(b"garbage\n").is_err());
-    }
-
-    #[test]
-    fn timestamps_print_as_rfc3339_nano() {
-        let record = parse_cri(b"2023-11-14T22:13:20.123400000Z stdout F x\n").unwrap();
-        assert_eq!(record.timestamp.to_string(), "2023-11-14T22:13:20.1234Z");
-        let record = parse_cri(b"2023-11-14T22:13:20Z stdout F x\n").unwrap();
-        assert_eq!(record.timestamp.to_string(), "2023-11-14T22:13:20Z");
-    }
-
-    #[test]
-    fn tail_finds_the_start_of_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        std::fs::write(&path, b"a\nb\nc\n").unwrap();
-        let mut f = std::fs::File::open(&path).unwrap();
-        assert_eq!(tail_start(&mut f, 0).unwrap(), 6);
-        assert_eq!(tail_start(&mut f, 1).unwrap(), 4);
-        assert_eq!(tail_start(&mut f, 10).unwrap(), 0);
-        std::fs::write(&path, b"a\nb\nc").unwrap();
-        let mut f = std::fs::File::open(&path).unwrap();
-        assert_eq!(tail_start(&mut f, 1).unwrap(), 2);
-    }
 
     fn never_running() -> IsRunning {
         Box::new(|| async { false }.boxed())
