@@ -1,11 +1,16 @@
 //! What several controllers need: the controller owner reference they
-//! stamp on what they create, pod readiness as upstream reads it, and an
-//! event recorder named as the upstream controller.
+//! stamp on what they create, finding an object's controller or selectors
+//! in a cache, pod readiness as upstream reads it, and an event recorder
+//! named as the upstream controller.
+
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
+use kube::core::{Selector, SelectorExt};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 
 /// The ownerReference a controller puts on what it creates for `owner`
 /// (`controller: true`, `blockOwnerDeletion: true`), or None when the
@@ -35,6 +40,49 @@ pub fn controller_of(
         .find(|owner| owner.controller == Some(true))
 }
 
+/// The `K` in `cache` that `meta`'s controller reference names: same
+/// kind and API group, same namespace, and still the same uid.
+pub fn cached_controller<K>(cache: &Store<K>, meta: &ObjectMeta) -> Option<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    let owner = controller_of(meta)?;
+    let group = K::group(&());
+    let same_group = if group.is_empty() {
+        !owner.api_version.contains('/')
+    } else {
+        owner
+            .api_version
+            .strip_prefix(group.as_ref())
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    if owner.kind != K::kind(&()) || !same_group {
+        return None;
+    }
+    let key = ObjectRef::new(&owner.name).within(meta.namespace.as_deref()?);
+    cache
+        .get(&key)
+        .filter(|found| found.meta().uid.as_deref() == Some(owner.uid.as_str()))
+}
+
+/// The `K`s in `cache` of `meta`'s namespace whose non-empty selector
+/// (read by `selector_of`) matches `meta`'s labels: who may adopt it.
+pub fn cached_selecting<K>(
+    cache: &Store<K>,
+    meta: &ObjectMeta,
+    selector_of: impl Fn(&K) -> Option<Selector>,
+) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    let empty = std::collections::BTreeMap::new();
+    let labels = meta.labels.as_ref().unwrap_or(&empty);
+    cache.state_filter(|candidate| {
+        candidate.meta().namespace == meta.namespace
+            && selector_of(candidate).is_some_and(|s| !s.selects_all() && s.matches(labels))
+    })
+}
+
 /// Whether the pod's Ready condition is True.
 pub fn pod_is_ready(pod: &Pod) -> bool {
     pod.status
@@ -45,6 +93,19 @@ pub fn pod_is_ready(pod: &Pod) -> bool {
                 .iter()
                 .any(|c| c.type_ == "Ready" && c.status == "True")
         })
+}
+
+/// Since when the pod's Ready condition has been True, if it is.
+pub fn pod_ready_since(pod: &Pod) -> Option<k8s_openapi::jiff::Timestamp> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
 }
 
 /// Whether the pod still counts toward its controller's replicas: not

@@ -33,18 +33,18 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::core::{Selector, SelectorExt};
+use kube::core::Selector;
 use kube::runtime::controller::{Action, ReconcileRequest, trigger_self};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, applier, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use self::sync::Rollout;
-use super::common::{Events, controller_of, controller_ref};
-use super::replicaset::backoff::Backoff;
+use super::common::{Events, cached_controller, cached_selecting, controller_of, controller_ref};
+use super::queue::{ErrorBackoff, api_message, key_of};
 use super::replicaset::claim::{self, Claim, is_not_found};
 use super::replicaset::informer::{self, Change};
 
@@ -77,21 +77,13 @@ impl Error {
     }
 }
 
-/// The apiserver's message for `err`, or the client's description.
-fn api_message(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// What the reconcile and the ReplicaSet handlers share.
 struct Context {
     client: Client,
     replicasets: Store<ReplicaSet>,
     deployments: Store<Deployment>,
     events: Events,
-    backoff: Backoff,
+    backoff: ErrorBackoff,
 }
 
 /// Runs the Deployment controller until `shutdown` is cancelled.
@@ -103,7 +95,7 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
         replicasets: replicasets.clone(),
         deployments: deployments.clone(),
         events: Events::new(client.clone(), CONTROLLER_NAME),
-        backoff: Backoff::default(),
+        backoff: ErrorBackoff::default(),
     });
     let (trigger, triggers) = tokio::sync::mpsc::unbounded_channel();
     let handler_ctx = Arc::clone(&ctx);
@@ -209,42 +201,22 @@ fn on_replicaset_change(
 
 /// The Deployment in the cache that is the ReplicaSet's controller.
 fn controlling_deployment(ctx: &Context, rs: &ReplicaSet) -> Option<Arc<Deployment>> {
-    let owner = controller_of(&rs.metadata)?;
-    if owner.kind != "Deployment" || !owner.api_version.starts_with("apps/") {
-        return None;
-    }
-    let key = ObjectRef::new(&owner.name).within(rs.metadata.namespace.as_deref()?);
-    ctx.deployments
-        .get(&key)
-        .filter(|d| d.metadata.uid.as_deref() == Some(owner.uid.as_str()))
+    cached_controller(&ctx.deployments, &rs.metadata)
 }
 
 /// The Deployments of the ReplicaSet's namespace whose (non-empty)
 /// selector matches it.
 fn selecting_deployments(ctx: &Context, rs: &ReplicaSet) -> Vec<Arc<Deployment>> {
-    let namespace = rs.metadata.namespace.as_deref();
-    let labels = rs.labels();
-    ctx.deployments.state_filter(|d| {
-        d.metadata.namespace.as_deref() == namespace
-            && selector_of(d).is_some_and(|s| !s.selects_all() && s.matches(labels))
-    })
+    cached_selecting(&ctx.deployments, &rs.metadata, selector_of)
 }
 
 fn selector_of(d: &Deployment) -> Option<Selector> {
     Selector::try_from(d.spec.as_ref()?.selector.clone()).ok()
 }
 
-fn key_of<K: Resource>(obj: &K) -> String {
-    format!(
-        "{}/{}",
-        obj.meta().namespace.as_deref().unwrap_or_default(),
-        obj.meta().name.as_deref().unwrap_or_default()
-    )
-}
-
 async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let action = Box::pin(sync_deployment(&d, &ctx)).await?;
-    ctx.backoff.succeeded(&key_of(&*d));
+    ctx.backoff.reset(&key_of(&*d));
     Ok(action)
 }
 
@@ -256,7 +228,7 @@ fn error_policy(d: Arc<Deployment>, err: &Error, ctx: Arc<Context>) -> Action {
     } else {
         tracing::warn!(deployment = %key, %err, "syncing a deployment failed; retrying");
     }
-    Action::requeue(ctx.backoff.failed(&key))
+    Action::requeue(ctx.backoff.next_delay(&key))
 }
 
 /// One sync (upstream's `syncDeployment`).

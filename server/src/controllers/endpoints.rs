@@ -35,13 +35,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{Events, pod_is_ready};
-use super::endpointslice::queue::{
-    ErrorBackoff, api_message, informer, namespace_terminating, object_key,
-};
 use super::endpointslice::selection::{self, PodServices};
 use super::endpointslice::trigger_time::{
     LAST_CHANGE_TRIGGER_TIME, TriggerTimeTracker, format_rfc3339_nano,
 };
+use super::queue::{ErrorBackoff, api_message, informer, namespace_terminating, object_key};
 
 /// The label marking the Endpoints of a headless Service.
 const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
@@ -472,24 +470,11 @@ fn endpoint_address(service: &Service, pod: &Pod) -> Option<EndpointAddress> {
     let ip = selection::pod_ips(pod)
         .into_iter()
         .find(|ip| ip.contains(':') == want_v6)?;
-    let spec = pod.spec.as_ref();
     Some(EndpointAddress {
         ip: ip.to_owned(),
-        hostname: if selection::should_set_hostname(pod, service) {
-            spec.and_then(|s| s.hostname.clone())
-        } else {
-            None
-        },
-        node_name: spec
-            .and_then(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty()),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..Default::default()
-        }),
+        hostname: selection::endpoint_hostname(pod, service),
+        node_name: selection::node_name(pod),
+        target_ref: Some(selection::pod_reference(pod)),
     })
 }
 

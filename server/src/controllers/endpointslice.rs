@@ -14,10 +14,7 @@
 //! - `tracker`: whether the slice cache has seen the controller's writes.
 //! - `selection`, `trigger_time`: shared with the Endpoints controller —
 //!   which pods back a Service, and the last-change-trigger-time annotation.
-//! - `queue`: informers and error back-off, shared with the node controllers.
 
-#[path = "endpointslice/queue.rs"]
-pub(crate) mod queue;
 #[path = "endpointslice/reconciler.rs"]
 mod reconciler;
 #[path = "endpointslice/selection.rs"]
@@ -43,7 +40,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio_util::sync::CancellationToken;
 
 use super::common::Events;
-use queue::{ErrorBackoff, api_message, informer, namespace_terminating, object_key};
+use super::queue::{ErrorBackoff, api_message, informer, namespace_terminating, object_key};
 use reconciler::{CONTROLLER_NAME, MANAGED_BY_LABEL, MAX_ENDPOINTS_PER_SLICE, SERVICE_NAME_LABEL};
 use selection::PodServices;
 use tracker::SliceTracker;

@@ -8,11 +8,12 @@
 //! `run(client, .., shutdown)`.
 //!
 //! - [`common`]: controller owner references, pod readiness, events.
+//! - [`queue`]: informers, per-object error back-off, object keys and
+//!   the API-error helpers every controller shares.
 //! - [`deployment`]: Deployments' ReplicaSets: rolling updates, Recreate,
 //!   revisions, rollback, pause, status.
 //! - [`endpoints`]: Endpoints of Services with selectors.
-//! - [`endpointslice`]: EndpointSlices of those Services (and the informer
-//!   and back-off helpers the node controllers share).
+//! - [`endpointslice`]: EndpointSlices of those Services.
 //! - [`garbage_collector`]: deletion by ownerReferences (background,
 //!   foreground, orphan) across every served kind.
 //! - [`job`]: Jobs' pods, completions, back-off and conditions.
@@ -33,6 +34,7 @@ pub mod garbage_collector;
 pub mod job;
 pub mod node_ipam;
 pub mod node_lifecycle;
+pub(crate) mod queue;
 pub mod replicaset;
 pub mod root_ca;
 pub mod serviceaccount;

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 pub use cidr_set::{CidrSet, CidrSetError};
 
 use super::common::Events;
-use super::endpointslice::queue::{ErrorBackoff, informer};
+use super::queue::{ErrorBackoff, informer};
 
 /// The node subnet size (`--node-cidr-mask-size-ipv4`).
 pub const NODE_CIDR_MASK_SIZE: u8 = 24;

@@ -53,7 +53,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::common::Events;
-use super::endpointslice::queue::{ErrorBackoff, informer};
+use super::queue::{ErrorBackoff, informer};
 use health::{Grace, NodeHealth};
 use taints::{NOT_READY, UNREACHABLE, has_taint, swap_taints, taint};
 pub use zones::EvictionRates;

@@ -14,11 +14,10 @@
 //! - `pods`: the pod a template makes; slow-start batches.
 //! - `ranking`: which pods go first when there are too many.
 //! - `status`: the status from the owned pods.
-//! - `informer`, `claim`, `backoff`: a watch feeding a store and handlers;
-//!   adoption and release by controller references; requeue back-off —
-//!   shared with the Deployment controller.
+//! - `informer`, `claim`: a watch feeding a store and handlers; adoption
+//!   and release by controller references — shared with the Deployment
+//!   controller.
 
-pub(crate) mod backoff;
 pub(crate) mod claim;
 mod expectations;
 pub(crate) mod informer;
@@ -45,11 +44,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-use self::backoff::Backoff;
 use self::claim::{Claim, is_not_found};
 use self::expectations::Expectations;
 use self::informer::Change;
-use crate::controllers::common::{Events, controller_of, controller_ref, pod_is_active};
+use crate::controllers::common::{
+    Events, cached_controller, cached_selecting, controller_of, controller_ref, pod_is_active,
+    pod_ready_since,
+};
+use crate::controllers::queue::{ErrorBackoff, api_message, key_of, namespace_terminating};
 
 /// The most pods one sync creates or deletes (upstream's `BurstReplicas`).
 const BURST_REPLICAS: usize = 500;
@@ -97,14 +99,6 @@ impl Error {
     }
 }
 
-/// The apiserver's message for `err`, or the client's description.
-fn api_message(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// What the reconcile and the pod handlers share.
 struct Context {
     client: Client,
@@ -112,7 +106,7 @@ struct Context {
     replicasets: Store<ReplicaSet>,
     expectations: Expectations,
     events: Events,
-    backoff: Backoff,
+    backoff: ErrorBackoff,
 }
 
 /// Runs the ReplicaSet controller until `shutdown` is cancelled.
@@ -125,7 +119,7 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
         replicasets: replicasets.clone(),
         expectations: Expectations::default(),
         events: Events::new(client.clone(), CONTROLLER_NAME),
-        backoff: Backoff::default(),
+        backoff: ErrorBackoff::default(),
     });
     let (trigger, triggers) = tokio::sync::mpsc::unbounded_channel();
     let handler_ctx = Arc::clone(&ctx);
@@ -246,37 +240,17 @@ fn pod_deleted(ctx: &Context, pod: &Pod, send: &impl Fn(&ReplicaSet)) {
 
 /// The ReplicaSet in the cache that is the pod's controller.
 fn controlling_replicaset(ctx: &Context, pod: &Pod) -> Option<Arc<ReplicaSet>> {
-    let owner = controller_of(&pod.metadata)?;
-    if owner.kind != "ReplicaSet" || !owner.api_version.starts_with("apps/") {
-        return None;
-    }
-    let key = ObjectRef::new(&owner.name).within(pod.metadata.namespace.as_deref()?);
-    ctx.replicasets
-        .get(&key)
-        .filter(|rs| rs.metadata.uid.as_deref() == Some(owner.uid.as_str()))
+    cached_controller(&ctx.replicasets, &pod.metadata)
 }
 
 /// The ReplicaSets of the pod's namespace whose (non-empty) selector
 /// matches it: the candidates to adopt an orphan.
 fn selecting_replicasets(ctx: &Context, pod: &Pod) -> Vec<Arc<ReplicaSet>> {
-    let namespace = pod.metadata.namespace.as_deref();
-    let labels = pod.labels();
-    ctx.replicasets.state_filter(|rs| {
-        rs.metadata.namespace.as_deref() == namespace
-            && selector_of(rs).is_some_and(|s| !s.selects_all() && s.matches(labels))
-    })
+    cached_selecting(&ctx.replicasets, &pod.metadata, selector_of)
 }
 
 fn selector_of(rs: &ReplicaSet) -> Option<Selector> {
     Selector::try_from(rs.spec.as_ref()?.selector.clone()).ok()
-}
-
-fn key_of<K: Resource>(obj: &K) -> String {
-    format!(
-        "{}/{}",
-        obj.meta().namespace.as_deref().unwrap_or_default(),
-        obj.meta().name.as_deref().unwrap_or_default()
-    )
 }
 
 fn desired_replicas(rs: &ReplicaSet) -> usize {
@@ -286,7 +260,7 @@ fn desired_replicas(rs: &ReplicaSet) -> usize {
 
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     let action = sync(&rs, &ctx).await?;
-    ctx.backoff.succeeded(&key_of(&*rs));
+    ctx.backoff.reset(&key_of(&*rs));
     Ok(action)
 }
 
@@ -298,7 +272,7 @@ fn error_policy(rs: Arc<ReplicaSet>, err: &Error, ctx: Arc<Context>) -> Action {
     } else {
         tracing::warn!(replicaset = %key, %err, "syncing a replicaset failed; retrying");
     }
-    Action::requeue(ctx.backoff.failed(&key))
+    Action::requeue(ctx.backoff.next_delay(&key))
 }
 
 /// One sync (upstream's `syncReplicaSet`).
@@ -361,16 +335,7 @@ fn next_availability(pods: &[&Pod], min_ready: i32, now: Timestamp) -> Option<Du
     pods.iter()
         .filter(|pod| !status::pod_is_available(pod, min_ready, now))
         .filter_map(|pod| {
-            let since = pod
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .find(|c| c.type_ == "Ready" && c.status == "True")?
-                .last_transition_time
-                .as_ref()?
-                .0;
+            let since = pod_ready_since(pod)?;
             let at = since + SignedDuration::from_secs(i64::from(min_ready) + 1);
             Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
         })
@@ -561,10 +526,6 @@ async fn create_pod(
             })
         }
     }
-}
-
-fn namespace_terminating(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(status) if status.message.contains("because it is being terminated"))
 }
 
 async fn delete_pods(ctx: &Context, rs: &ReplicaSet, victims: &[&Pod]) -> Result<(), Error> {

@@ -17,6 +17,7 @@ use super::sync::Rollout;
 use super::template::{POD_TEMPLATE_HASH, compute_hash, equal_ignore_hash, template_of};
 use super::{Error, api_message, key_of, revision};
 use crate::controllers::common::controller_ref;
+use crate::controllers::queue::namespace_terminating;
 
 impl Rollout<'_> {
     /// The new ReplicaSet (created when `create` and missing) and the old
@@ -190,7 +191,7 @@ impl Rollout<'_> {
                         "Failed to create new replica set \"{name}\": {}",
                         api_message(&source)
                     );
-                    if !is_namespace_terminating(&source) {
+                    if !namespace_terminating(&source) {
                         if status::has_progress_deadline(&self.d) {
                             let mut current = self.d.status.clone().unwrap_or_default();
                             status::set_condition(
@@ -316,10 +317,6 @@ pub(super) fn find_new_replicaset<'r>(
 
 fn is_already_exists(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
-}
-
-fn is_namespace_terminating(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(status) if status.message.contains("because it is being terminated"))
 }
 
 #[cfg(test)]

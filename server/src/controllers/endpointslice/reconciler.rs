@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use kube::api::ObjectMeta;
 
@@ -298,7 +298,6 @@ fn pod_to_endpoint(pod: &Pod, node: &Node, service: &Service, address_type: &str
         .and_then(|s| s.publish_not_ready_addresses)
         .unwrap_or(false);
     let want_v6 = address_type == "IPv6";
-    let spec = pod.spec.as_ref();
     Endpoint {
         addresses: selection::pod_ips(pod)
             .into_iter()
@@ -312,21 +311,9 @@ fn pod_to_endpoint(pod: &Pod, node: &Node, service: &Service, address_type: &str
             serving: Some(serving),
             terminating: Some(terminating),
         }),
-        hostname: if selection::should_set_hostname(pod, service) {
-            spec.and_then(|s| s.hostname.clone())
-        } else {
-            None
-        },
-        node_name: spec
-            .and_then(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty()),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..Default::default()
-        }),
+        hostname: selection::endpoint_hostname(pod, service),
+        node_name: selection::node_name(pod),
+        target_ref: Some(selection::pod_reference(pod)),
         zone: node
             .metadata
             .labels

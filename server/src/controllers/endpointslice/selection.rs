@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -126,6 +126,34 @@ pub(crate) fn should_set_hostname(pod: &Pod, service: &Service) -> bool {
         && spec.subdomain.is_some()
         && spec.subdomain == service.metadata.name
         && pod.metadata.namespace == service.metadata.namespace
+}
+
+/// The hostname an endpoint of the pod carries for the Service, if any.
+pub(crate) fn endpoint_hostname(pod: &Pod, service: &Service) -> Option<String> {
+    if should_set_hostname(pod, service) {
+        pod.spec.as_ref().and_then(|s| s.hostname.clone())
+    } else {
+        None
+    }
+}
+
+/// The node the pod is bound to, if any.
+pub(crate) fn node_name(pod: &Pod) -> Option<String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .filter(|n| !n.is_empty())
+}
+
+/// An endpoint's `targetRef` to the pod.
+pub(crate) fn pod_reference(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".into()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..Default::default()
+    }
 }
 
 /// Whether the Service has a cluster IP (is not headless).

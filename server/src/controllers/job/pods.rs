@@ -129,18 +129,6 @@ fn restarts(pod: &Pod) -> i32 {
         .sum()
 }
 
-fn ready_since(pod: &Pod) -> Option<Timestamp> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")?
-        .last_transition_time
-        .as_ref()
-        .map(|t| t.0)
-}
-
 /// Upstream's `ActivePods` order: the pod to delete first sorts first
 /// (unscheduled, pending, not ready, ready for less time, more restarts,
 /// newer).
@@ -163,7 +151,7 @@ pub fn deletion_order(a: &Pod, b: &Pod) -> Ordering {
         .then_with(|| common::pod_is_ready(a).cmp(&common::pod_is_ready(b)))
         .then_with(|| {
             // Ready for less time goes first: a later transition sorts first.
-            match (ready_since(a), ready_since(b)) {
+            match (common::pod_ready_since(a), common::pod_ready_since(b)) {
                 (Some(x), Some(y)) => y.cmp(&x),
                 _ => Ordering::Equal,
             }

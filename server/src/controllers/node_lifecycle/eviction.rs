@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::taints::{taints_of, tolerates};
 use crate::controllers::common::Events;
-use crate::controllers::endpointslice::queue::{ErrorBackoff, object_key};
+use crate::controllers::queue::{ErrorBackoff, object_key};
 
 /// What to do with a pod on a tainted node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

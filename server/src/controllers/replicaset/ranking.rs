@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::controllers::common::{pod_is_active, pod_is_ready};
+use crate::controllers::common::{pod_is_active, pod_is_ready, pod_ready_since};
 
 /// The annotation that orders deletions among otherwise equal pods.
 pub(crate) const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
@@ -80,7 +80,7 @@ fn delete_first(
         return rank_a > rank_b;
     }
     if pod_is_ready(a) && pod_is_ready(b) {
-        let (ready_a, ready_b) = (ready_since(a), ready_since(b));
+        let (ready_a, ready_b) = (pod_ready_since(a), pod_ready_since(b));
         if ready_a != ready_b {
             return later_by_log_scale(a, b, ready_a, ready_b, now);
         }
@@ -150,18 +150,6 @@ pub(crate) fn deletion_cost(pod: &Pod) -> i32 {
         .and_then(|a| a.get(POD_DELETION_COST))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn ready_since(pod: &Pod) -> Option<Timestamp> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")?
-        .last_transition_time
-        .as_ref()
-        .map(|t| t.0)
 }
 
 fn max_restarts(pod: &Pod) -> i32 {

@@ -9,6 +9,7 @@ use super::{
 use crate::controllers::common;
 use crate::controllers::job::client::JobClient;
 use crate::controllers::job::{indexes, pods};
+use crate::controllers::queue::{api_message, namespace_terminating};
 
 /// Deletes pods of the Job; returns how many went, how many of them were
 /// ready, and the first error.
@@ -59,13 +60,6 @@ pub(super) async fn delete_pods<C: JobClient>(
         }
     }
     (deleted, ready, first_error)
-}
-
-fn api_message(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// Makes or deletes pods toward the wanted number of active ones
@@ -185,9 +179,4 @@ pub(super) async fn manage_job<C: JobClient>(
         batch = (batch * 2).min(diff);
     }
     first_error
-}
-
-fn namespace_terminating(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(status)
-        if status.code == 403 && status.message.contains("because it is being terminated"))
 }

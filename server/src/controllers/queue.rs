@@ -1,7 +1,7 @@
-//! The plumbing the Endpoints, EndpointSlice and node controllers share:
-//! an informer (a watcher feeding a reflector store) per resource, and
-//! per-object error back-off as client-go's default controller rate limiter
-//! computes it.
+//! The plumbing the controllers share: an informer (a watcher feeding a
+//! reflector store) per resource, per-object error back-off as client-go's
+//! default controller rate limiter computes it, object keys, and reading
+//! the apiserver's errors.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -77,6 +77,11 @@ pub(crate) fn object_key(
         Some(ns) if !ns.is_empty() => format!("{ns}/{}", meta.name.as_deref().unwrap_or_default()),
         _ => meta.name.clone().unwrap_or_default(),
     }
+}
+
+/// [`object_key`] of any object.
+pub(crate) fn key_of<K: Resource>(obj: &K) -> String {
+    object_key(obj.meta())
 }
 
 /// Whether a create failed because the namespace is being deleted (the
