@@ -14,42 +14,31 @@ use k8s_openapi::api::core::v1::{Event, Pod, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use skiff_server::controllers::{deployment, replicaset};
-use skiff_server::run::Components;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::TestServer;
+use crate::support::Controllers;
 
 /// A server with only the apiserver, and the two controllers under test.
-struct Cluster {
-    server: TestServer,
-    client: Client,
-    stop: CancellationToken,
-}
+struct Cluster(Controllers);
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.stop.cancel();
+impl std::ops::Deref for Cluster {
+    type Target = Controllers;
+    fn deref(&self) -> &Controllers {
+        &self.0
     }
 }
 
 async fn cluster() -> Cluster {
-    let server = TestServer::start(Components {
-        scheduler: false,
-        controller_manager: false,
-    })
-    .await;
-    let client = server.client().await;
-    let stop = CancellationToken::new();
-    tokio::spawn(replicaset::run(client.clone(), stop.clone()));
-    tokio::spawn(deployment::run(client.clone(), stop.clone()));
-    Cluster {
-        server,
-        client,
-        stop,
-    }
+    Cluster(
+        Controllers::start(|client, stop| {
+            tokio::spawn(replicaset::run(client.clone(), stop.clone()));
+            tokio::spawn(deployment::run(client.clone(), stop.clone()));
+        })
+        .await,
+    )
 }
 
 impl Cluster {

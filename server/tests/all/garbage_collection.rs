@@ -5,65 +5,39 @@
 //! by UID and looked up in the dependent's namespace or at cluster scope.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use skiff_server::controllers::garbage_collector;
-use skiff_server::run::Components;
-use tokio_util::sync::CancellationToken;
 
-use crate::support::TestServer;
+use crate::support::{Controllers, eventually};
 
 /// A finalizer no controller removes: the test holds an object with it.
 const HOLD: &str = "example.com/hold";
 
-struct Cluster {
-    server: TestServer,
-    client: Client,
-    stop: CancellationToken,
-}
+/// The admin client and the server, through [`Controllers`].
+struct Cluster(Controllers);
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.stop.cancel();
+impl std::ops::Deref for Cluster {
+    type Target = Controllers;
+    fn deref(&self) -> &Controllers {
+        &self.0
     }
 }
 
+/// The apiserver with the garbage collector.
 async fn cluster() -> Cluster {
-    let server = TestServer::start(Components {
-        scheduler: false,
-        controller_manager: false,
-    })
-    .await;
-    let client = server.client().await;
-    let stop = CancellationToken::new();
-    tokio::spawn(garbage_collector::run(client.clone(), stop.clone()));
-    Cluster {
-        server,
-        client,
-        stop,
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Cluster(
+        Controllers::start(|client, stop| {
+            tokio::spawn(garbage_collector::run(client.clone(), stop.clone()));
+        })
+        .await,
+    )
 }
 
 /// An owner reference to `owner` (controller, blocking or not).

@@ -6,67 +6,37 @@
 //! events, `kubectl get jobs`, and TTL clean-up. There is no kubelet: the
 //! tests set the pods' phase themselves.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use skiff_server::controllers::{garbage_collector, job, ttl_after_finished};
-use skiff_server::run::Components;
-use tokio_util::sync::CancellationToken;
 
-use crate::support::TestServer;
+use crate::support::{Controllers, eventually};
 
 const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 
-struct Cluster {
-    server: TestServer,
-    client: Client,
-    stop: CancellationToken,
-}
+/// The admin client and the server, through [`Controllers`].
+struct Cluster(Controllers);
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.stop.cancel();
+impl std::ops::Deref for Cluster {
+    type Target = Controllers;
+    fn deref(&self) -> &Controllers {
+        &self.0
     }
 }
 
 /// The apiserver with the Job, TTL and garbage collection controllers.
 async fn cluster() -> Cluster {
-    let server = TestServer::start(Components {
-        scheduler: false,
-        controller_manager: false,
-    })
-    .await;
-    let client = server.client().await;
-    let stop = CancellationToken::new();
-    tokio::spawn(job::run(client.clone(), stop.clone()));
-    tokio::spawn(ttl_after_finished::run(client.clone(), stop.clone()));
-    tokio::spawn(garbage_collector::run(client.clone(), stop.clone()));
-    Cluster {
-        server,
-        client,
-        stop,
-    }
-}
-
-/// Polls `check` until it yields a value (a minute at most).
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Cluster(
+        Controllers::start(|client, stop| {
+            tokio::spawn(job::run(client.clone(), stop.clone()));
+            tokio::spawn(ttl_after_finished::run(client.clone(), stop.clone()));
+            tokio::spawn(garbage_collector::run(client.clone(), stop.clone()));
+        })
+        .await,
+    )
 }
 
 impl Cluster {

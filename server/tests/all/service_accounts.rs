@@ -4,66 +4,50 @@
 //! when deleted or changed.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::{DeleteParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use skiff_server::controllers::{root_ca, serviceaccount};
-use skiff_server::run::Components;
-use tokio_util::sync::CancellationToken;
 
-use crate::support::TestServer;
+use crate::support::{Controllers, eventually};
 
 const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
 
+/// The apiserver with the ServiceAccount and root CA controllers, and
+/// the server CA they publish.
 struct Cluster {
-    client: Client,
+    controllers: Controllers,
     ca_pem: String,
-    stop: CancellationToken,
-    _server: TestServer,
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.stop.cancel();
+impl std::ops::Deref for Cluster {
+    type Target = Controllers;
+    fn deref(&self) -> &Controllers {
+        &self.controllers
     }
 }
 
 async fn cluster() -> Cluster {
-    let server = TestServer::start(Components {
-        scheduler: false,
-        controller_manager: false,
+    let controllers = Controllers::start(|client, stop| {
+        tokio::spawn(serviceaccount::run(client.clone(), stop.clone()));
     })
     .await;
-    let client = server.client().await;
-    let ca_path = server.dir.path().join("data/server/tls/server-ca.crt");
+    let ca_path = controllers
+        .server
+        .dir
+        .path()
+        .join("data/server/tls/server-ca.crt");
     let ca_pem = std::fs::read_to_string(&ca_path).unwrap();
-    let stop = CancellationToken::new();
-    tokio::spawn(serviceaccount::run(client.clone(), stop.clone()));
-    tokio::spawn(root_ca::run(client.clone(), ca_pem.clone(), stop.clone()));
+    tokio::spawn(root_ca::run(
+        controllers.client.clone(),
+        ca_pem.clone(),
+        controllers.stop.clone(),
+    ));
     Cluster {
-        client,
+        controllers,
         ca_pem,
-        stop,
-        _server: server,
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -3,8 +3,9 @@
 //! test asks for, and a kube-rs client as the admin.
 #![allow(dead_code)] // each helper is used by some of the area modules
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use skiff_server::run::{Components, ServerConfig, run};
 use tokio_util::sync::CancellationToken;
@@ -64,6 +65,17 @@ impl TestServer {
         .await
     }
 
+    /// The apiserver's URL, from the kubeconfig.
+    pub fn url(&self) -> String {
+        let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+        kubeconfig.clusters[0]
+            .cluster
+            .as_ref()
+            .and_then(|c| c.server.clone())
+            .unwrap()
+    }
+
     /// A kube-rs client as the admin.
     pub async fn client(&self) -> kube::Client {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
@@ -78,5 +90,55 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// An apiserver with only the controllers a test runs itself, as the
+/// admin; dropping it stops them and the server.
+pub struct Controllers {
+    /// The server.
+    pub server: TestServer,
+    /// The admin client the controllers use too.
+    pub client: kube::Client,
+    /// Cancelled on drop: stops the controllers.
+    pub stop: CancellationToken,
+}
+
+impl Controllers {
+    /// Starts the apiserver, then `spawn` starts controllers with the admin
+    /// client and the stop token.
+    pub async fn start(spawn: impl FnOnce(&kube::Client, &CancellationToken)) -> Controllers {
+        let server = TestServer::apiserver_only().await;
+        let client = server.client().await;
+        let stop = CancellationToken::new();
+        spawn(&client, &stop);
+        Controllers {
+            server,
+            client,
+            stop,
+        }
+    }
+}
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Polls `check` every 100 ms until it yields a value; panics after a
+/// minute, naming `what` it waited for.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

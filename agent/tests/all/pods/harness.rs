@@ -19,10 +19,11 @@ use skiff_cri::CriService;
 use skiff_cri::node::{NodeConfig, open_image_store, open_runtime};
 use skiff_cri::streaming::{StreamingConfig, StreamingServer};
 use skiff_cri::streaming_backend::RuntimeStreams;
-use skiff_server::run::{Components, ServerConfig};
 use skiff_tests::{Fixture, NetworkLease};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::support::Cluster;
 
 /// The busybox fixture once imported.
 pub const BUSYBOX: &str = "docker.io/skiff-test/busybox:latest";
@@ -40,7 +41,8 @@ pub struct PodNode {
     /// The CRI service the kubelet calls.
     pub cri: CriService,
     runtime: skiff_runtime::Runtime,
-    server_stop: CancellationToken,
+    /// The apiserver; dropped (stopped) after everything else.
+    _server: Cluster,
     streaming_stop: CancellationToken,
     kubelet_stop: CancellationToken,
     kubelet: Option<JoinHandle<()>>,
@@ -49,15 +51,9 @@ pub struct PodNode {
 impl PodNode {
     /// Starts everything and the kubelet.
     pub async fn start() -> PodNode {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "info".into()),
-            )
-            .with_test_writer()
-            .try_init();
+        let server = Cluster::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let (client, server_stop) = start_apiserver(&dir.path().join("server")).await;
+        let client = server.admin().await;
         let lease = Arc::new(NetworkLease::take().unwrap());
         let node_config = NodeConfig {
             data_dir: dir.path().join("data"),
@@ -104,7 +100,7 @@ impl PodNode {
             lease,
             cri,
             runtime,
-            server_stop,
+            _server: server,
             streaming_stop,
             kubelet_stop: CancellationToken::new(),
             kubelet: None,
@@ -309,7 +305,6 @@ impl Drop for PodNode {
     fn drop(&mut self) {
         self.kubelet_stop.cancel();
         self.streaming_stop.cancel();
-        self.server_stop.cancel();
         self.runtime.close();
         // What a failed test left: its processes, tmpfs volumes and
         // (empty) cgroup directories.
@@ -389,43 +384,6 @@ fn remove_dirs_below(dir: &std::path::Path) {
         }
     }
     let _ = std::fs::remove_dir(dir);
-}
-
-async fn start_apiserver(data_dir: &std::path::Path) -> (kube::Client, CancellationToken) {
-    let kubeconfig = data_dir.join("kubeconfig.yaml");
-    let config = ServerConfig {
-        data_dir: data_dir.to_path_buf(),
-        bind_address: "127.0.0.1".parse().unwrap(),
-        https_port: 0,
-        tls_sans: Vec::new(),
-        write_kubeconfig: kubeconfig.clone(),
-        write_kubeconfig_mode: 0o600,
-        service_cidr: "10.43.0.0/16".parse().unwrap(),
-        components: Components {
-            scheduler: false,
-            controller_manager: false,
-        },
-        cluster_cidr: "10.42.0.0/16".parse().unwrap(),
-        agent: None,
-    };
-    let stop = CancellationToken::new();
-    let stopped = stop.clone();
-    tokio::spawn(async move {
-        if let Err(err) = skiff_server::run::run(config, stopped.cancelled_owned()).await {
-            panic!("skiff server failed: {err}");
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !kubeconfig.exists() {
-        assert!(Instant::now() < deadline, "the server wrote no kubeconfig");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let text = std::fs::read_to_string(&kubeconfig).unwrap();
-    let parsed = kube::config::Kubeconfig::from_yaml(&text).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(parsed, &Default::default())
-        .await
-        .unwrap();
-    (kube::Client::try_from(config).unwrap(), stop)
 }
 
 /// The status of container `name` (init or regular).
