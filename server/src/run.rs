@@ -161,7 +161,8 @@ pub async fn run(
         )
     })?;
     let api = Arc::new(api);
-    tokio::task::block_in_place(|| apiserver::bootstrap(&api, local.port()))?;
+    let advertise = SocketAddr::new(advertise_ip(&config), local.port());
+    tokio::task::block_in_place(|| apiserver::bootstrap(&api, advertise))?;
     kubeconfig::write_admin_kubeconfig(
         &config.write_kubeconfig,
         config.write_kubeconfig_mode,
@@ -319,6 +320,21 @@ fn start_agent(
         client_ca,
         token.cancelled_owned(),
     )))
+}
+
+/// Where other machines reach the apiserver (the `kubernetes` Service's
+/// endpoint): the bind address, or when that is every address, the
+/// node's IP (as kube-apiserver's default interface address).
+fn advertise_ip(config: &ServerConfig) -> IpAddr {
+    if !config.bind_address.is_unspecified() {
+        return config.bind_address;
+    }
+    config
+        .agent
+        .as_ref()
+        .and_then(|agent| agent.node_ip)
+        .or_else(|| skiff_agent::config::default_node_ip().ok())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 /// Requests run on tokio's blocking threads; glibc would give each its own

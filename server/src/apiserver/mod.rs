@@ -44,6 +44,7 @@ mod error;
 mod events;
 mod health;
 mod kubelet;
+mod kubernetes_endpoints;
 mod namespaces;
 mod object;
 mod openapi;

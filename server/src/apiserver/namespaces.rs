@@ -2,6 +2,7 @@
 //! Terminating namespace (deleting each object in it, waiting for their
 //! finalizers), then drops its `kubernetes` finalizer and the namespace.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Api;
 use super::error::ApiError;
+use super::kubernetes_endpoints;
 use super::object::{self, meta_str};
 use super::store;
 use super::verbs;
@@ -21,8 +23,11 @@ pub const SYSTEM_NAMESPACES: &[&str] =
 /// How often the cleaner looks even when not woken.
 const RESYNC: Duration = Duration::from_secs(5);
 
-/// Makes the system namespaces and the `kubernetes` service when missing.
-pub fn bootstrap(api: &Api, apiserver_port: u16) -> Result<(), ApiError> {
+/// Makes the system namespaces and the `kubernetes` service when missing,
+/// and points the service's endpoints at `advertise`, where clients reach
+/// this apiserver.
+pub fn bootstrap(api: &Api, advertise: SocketAddr) -> Result<(), ApiError> {
+    let apiserver_port = advertise.port();
     let ns_type = api
         .resources
         .find("", "v1", "namespaces")
@@ -85,7 +90,7 @@ pub fn bootstrap(api: &Api, apiserver_port: u16) -> Result<(), ApiError> {
             Err(err) => return Err(err),
         }
     }
-    Ok(())
+    kubernetes_endpoints::reconcile(api, advertise)
 }
 
 /// Runs the cleaner until `shutdown`.

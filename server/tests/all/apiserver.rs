@@ -38,7 +38,7 @@ impl Front {
         let api = std::sync::Arc::new(
             apiserver::Api::new(log.clone(), url.clone(), "10.43.0.0/16".parse().unwrap()).unwrap(),
         );
-        apiserver::bootstrap(&api, 6443).unwrap();
+        apiserver::bootstrap(&api, "127.0.0.1:6443".parse().unwrap()).unwrap();
         tokio::spawn(apiserver::serve(listener, config, api, stop.clone()));
         Front {
             _dir: dir,
