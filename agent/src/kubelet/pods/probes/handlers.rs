@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, LifecycleHandler, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::http;
@@ -35,22 +35,7 @@ pub async fn probe(target: Target<'_>, probe: &Probe) -> Result<(), String> {
         return exec_command(target, exec.command.clone().unwrap_or_default(), timeout).await;
     }
     if let Some(action) = &probe.http_get {
-        let headers: Vec<(String, String)> = action
-            .http_headers
-            .iter()
-            .flatten()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect();
-        return http_get(
-            target,
-            action.host.as_deref(),
-            &action.port,
-            action.path.as_deref(),
-            action.scheme.as_deref(),
-            &headers,
-            timeout,
-        )
-        .await;
+        return http_get(target, action, timeout).await;
     }
     if let Some(action) = &probe.tcp_socket {
         return tcp(target, action.host.as_deref(), &action.port, timeout).await;
@@ -71,22 +56,7 @@ pub async fn hook(
         return exec_command(target, exec.command.clone().unwrap_or_default(), timeout).await;
     }
     if let Some(action) = &handler.http_get {
-        let headers: Vec<(String, String)> = action
-            .http_headers
-            .iter()
-            .flatten()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect();
-        return http_get(
-            target,
-            action.host.as_deref(),
-            &action.port,
-            action.path.as_deref(),
-            action.scheme.as_deref(),
-            &headers,
-            timeout,
-        )
-        .await;
+        return http_get(target, action, timeout).await;
     }
     if let Some(sleep) = &handler.sleep {
         let wanted = Duration::from_secs(u64::try_from(sleep.seconds).unwrap_or(0));
@@ -143,22 +113,33 @@ fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// An httpGet probe or hook: HTTPS is not verified, as kubelet's prober
+/// does not verify it.
 async fn http_get(
     target: Target<'_>,
-    host: Option<&str>,
-    port: &IntOrString,
-    path: Option<&str>,
-    scheme: Option<&str>,
-    headers: &[(String, String)],
+    action: &HTTPGetAction,
     timeout: Duration,
 ) -> Result<(), String> {
-    if scheme.is_some_and(|s| s.eq_ignore_ascii_case("HTTPS")) {
-        return Err("HTTPS probes are not supported by this kubelet yet".into());
-    }
-    let port = resolve_port(port, target.container)?;
-    let host = host.filter(|h| !h.is_empty()).unwrap_or(target.pod_ip);
-    http::get(host, port, path.unwrap_or("/"), headers, timeout)
+    let scheme = match action.scheme.as_deref() {
+        None | Some("") => http::Scheme::Http,
+        Some(s) if s.eq_ignore_ascii_case("HTTP") => http::Scheme::Http,
+        Some(s) if s.eq_ignore_ascii_case("HTTPS") => http::Scheme::Https,
+        Some(other) => return Err(format!("unsupported scheme: {other:?}")),
+    };
+    let headers: Vec<(String, String)> = action
+        .http_headers
+        .iter()
+        .flatten()
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .collect();
+    let port = resolve_port(&action.port, target.container)?;
+    let host = action
+        .host
+        .as_deref()
+        .filter(|h| !h.is_empty())
+        .unwrap_or(target.pod_ip);
+    let path = action.path.as_deref().unwrap_or("/");
+    http::get(scheme, host, port, path, &headers, timeout)
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())

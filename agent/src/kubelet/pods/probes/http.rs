@@ -1,11 +1,17 @@
 //! A minimal HTTP/1.1 GET for httpGet probes and hooks, from the node to
 //! the pod's IP, as kubelet's prober sends it (`User-Agent:
-//! kube-probe/1.32`): 200–399 is success.
+//! kube-probe/1.32`): 200–399 is success. HTTPS is spoken without checking
+//! the server's certificate, as kubelet's prober does.
 
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use skiff_images::distribution::AcceptAnyServerCert;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 /// The most of a response kubelet reads (10 KiB).
 const MAX_RESPONSE: usize = 10 * 1024;
@@ -26,8 +32,22 @@ pub enum HttpError {
     },
 }
 
-/// GETs `http://host:port/path` with `headers` within `timeout`.
+/// How the probe talks to the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS, the server's certificate not verified.
+    Https,
+}
+
+/// A connection, plain or TLS.
+trait Connection: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Connection for T {}
+
+/// GETs `<scheme>://host:port/path` with `headers` within `timeout`.
 pub async fn get(
+    scheme: Scheme,
     host: &str,
     port: u16,
     path: &str,
@@ -44,15 +64,27 @@ pub async fn get(
     } else {
         format!("/{path}")
     };
-    let url = format!("http://{authority}{path}");
+    let url = match scheme {
+        Scheme::Http => format!("http://{authority}{path}"),
+        Scheme::Https => format!("https://{authority}{path}"),
+    };
     let transport = |reason: String| HttpError::Transport {
         url: url.clone(),
         reason,
     };
     let exchange = async {
-        let mut stream = TcpStream::connect(&authority)
+        let tcp = TcpStream::connect(&authority)
             .await
             .map_err(|e| format!("dial tcp {authority}: connect: {}", go_errno(&e)))?;
+        let mut stream: Box<dyn Connection> = match scheme {
+            Scheme::Http => Box::new(tcp),
+            Scheme::Https => Box::new(
+                tls_connector()?
+                    .connect(server_name(host)?, tcp)
+                    .await
+                    .map_err(|e| format!("tls: {e}"))?,
+            ),
+        };
         let mut request = format!("GET {path} HTTP/1.1\r\n");
         let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
         if !has("host") {
@@ -106,6 +138,34 @@ pub async fn get(
     }
 }
 
+/// The TLS client of HTTPS probes: any server certificate accepted.
+fn tls_connector() -> Result<&'static TlsConnector, String> {
+    static CONNECTOR: OnceLock<Result<TlsConnector, String>> = OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("tls: {e}"))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(provider)))
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Ok(TlsConnector::from(Arc::new(config)))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The name the TLS handshake sends: the IP, or the host name.
+fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Ok(ServerName::IpAddress(ip.into())),
+        Err(_) => ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("tls: invalid server name {host:?}: {e}")),
+    }
+}
+
 /// An I/O error as Go prints the errno (`connection refused`).
 pub fn go_errno(err: &std::io::Error) -> String {
     match err.kind() {
@@ -136,12 +196,28 @@ mod tests {
     async fn statuses_decide_success() {
         let port = serve("HTTP/1.1 204 No Content\r\n\r\n").await;
         assert_eq!(
-            get("127.0.0.1", port, "/healthz", &[], Duration::from_secs(2)).await,
+            get(
+                Scheme::Http,
+                "127.0.0.1",
+                port,
+                "/healthz",
+                &[],
+                Duration::from_secs(2)
+            )
+            .await,
             Ok(204)
         );
         let port = serve("HTTP/1.1 500 Oops\r\n\r\n").await;
         assert_eq!(
-            get("127.0.0.1", port, "/", &[], Duration::from_secs(2)).await,
+            get(
+                Scheme::Http,
+                "127.0.0.1",
+                port,
+                "/",
+                &[],
+                Duration::from_secs(2)
+            )
+            .await,
             Err(HttpError::Status(500))
         );
         let err = HttpError::Status(500).to_string();
@@ -149,13 +225,70 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn https_is_spoken_without_verifying_the_certificate() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let dir = tempfile::tempdir().unwrap();
+        let tls = skiff_server::tls::ClusterTls::load_or_create(dir.path(), &[]).unwrap();
+        // Signed by a CA the prober has never seen.
+        let pair = tls.serving_for("pod", &["127.0.0.1".into()]).unwrap();
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let timeout = Duration::from_secs(5);
+        assert_eq!(
+            get(Scheme::Https, "127.0.0.1", port, "/", &[], timeout).await,
+            Ok(200)
+        );
+        // Plain HTTP to a TLS port gets no HTTP answer.
+        assert!(
+            get(Scheme::Http, "127.0.0.1", port, "/", &[], timeout)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
     async fn refused_connections_read_as_go_prints_them() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let err = get("127.0.0.1", port, "/", &[], Duration::from_secs(2))
-            .await
-            .unwrap_err();
+        let err = get(
+            Scheme::Http,
+            "127.0.0.1",
+            port,
+            "/",
+            &[],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
