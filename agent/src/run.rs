@@ -9,18 +9,18 @@
 //! node reports a port that answers; pod sync starts beside registration.
 //! On shutdown everything stops, and containers keep running.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 
 use skiff_cri::CriService;
-use skiff_cri::node::{IMAGE_GC_PERIOD, NodeError as RuntimeError, open_image_store, open_runtime};
+use skiff_cri::node::{
+    NodeError as RuntimeError, collect_images_periodically, import_airgap_images, open_image_store,
+    open_runtime,
+};
 use skiff_cri::server::CriSocket;
 use skiff_cri::streaming::{StreamingConfig, StreamingServer};
 use skiff_cri::streaming_backend::RuntimeStreams;
-use skiff_images::ImageStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -133,44 +133,4 @@ pub async fn run(
     }
     runtime.close();
     Ok(())
-}
-
-/// Imports the air-gap image archives, as `skiff runtime` does at start.
-async fn import_airgap_images(store: &ImageStore, dir: &Path) {
-    let report = store.import_dir(dir).await;
-    let images: usize = report.imported.iter().map(|(_, images)| images.len()).sum();
-    if images > 0 || !report.failed.is_empty() {
-        tracing::info!(
-            dir = %dir.display(),
-            archives = report.imported.len(),
-            images,
-            failed = report.failed.len(),
-            "imported air-gap images"
-        );
-    }
-    for (archive, err) in &report.failed {
-        tracing::warn!(archive = %archive.display(), %err, "air-gap image archive skipped");
-    }
-}
-
-/// kubelet's image garbage collection, every [`IMAGE_GC_PERIOD`].
-async fn collect_images_periodically(store: ImageStore, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(IMAGE_GC_PERIOD) => {}
-        }
-        match store.garbage_collect(&HashSet::new()).await {
-            Ok(report) if !report.images_removed.is_empty() || report.layers_removed > 0 => {
-                tracing::info!(
-                    used_percent = report.used_percent_before,
-                    images = report.images_removed.len(),
-                    layers = report.layers_removed,
-                    "image garbage collection"
-                );
-            }
-            Ok(_) => {}
-            Err(err) => tracing::warn!(%err, "image garbage collection failed"),
-        }
-    }
 }

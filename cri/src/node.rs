@@ -143,7 +143,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     Ok(served?)
 }
 
-async fn import_airgap_images(store: &ImageStore, dir: &Path) {
+/// Imports the air-gap image archives in `dir` (k3s's
+/// `agent/images/`), logging what came in and each archive skipped.
+pub async fn import_airgap_images(store: &ImageStore, dir: &Path) {
     let report = store.import_dir(dir).await;
     let images: usize = report.imported.iter().map(|(_, images)| images.len()).sum();
     if images > 0 || !report.failed.is_empty() {
@@ -155,9 +157,14 @@ async fn import_airgap_images(store: &ImageStore, dir: &Path) {
             "imported air-gap images"
         );
     }
+    for (archive, err) in &report.failed {
+        tracing::warn!(archive = %archive.display(), %err, "air-gap image archive skipped");
+    }
 }
 
-async fn collect_images_periodically(store: ImageStore, stop: CancellationToken) {
+/// kubelet's image garbage collection, every [`IMAGE_GC_PERIOD`] until
+/// `stop`.
+pub async fn collect_images_periodically(store: ImageStore, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
