@@ -75,6 +75,7 @@ contexts:
     cluster: default
     user: default
 current-context: default
+preferences: {{}}
 ",
             url = self.url,
             ca = b64(&self.ca_pem),

@@ -6,39 +6,19 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use skiff_agent::api_client::ApiEndpoint;
 
 use crate::tls::ClusterTls;
 
 /// The kubeconfig text for `server` (e.g. `https://127.0.0.1:6443`).
 pub fn admin_kubeconfig(tls: &ClusterTls, server: &str) -> String {
-    let b64 = |pem: &str| STANDARD.encode(pem.as_bytes());
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: default
-  cluster:
-    server: {server}
-    certificate-authority-data: {ca}
-users:
-- name: default
-  user:
-    client-certificate-data: {cert}
-    client-key-data: {key}
-contexts:
-- name: default
-  context:
-    cluster: default
-    user: default
-current-context: default
-preferences: {{}}
-",
-        ca = b64(&tls.server_ca.cert_pem),
-        cert = b64(&tls.admin.cert_pem),
-        key = b64(&tls.admin.key_pem),
-    )
+    ApiEndpoint {
+        url: server.to_owned(),
+        ca_pem: tls.server_ca.cert_pem.clone(),
+        cert_pem: tls.admin.cert_pem.clone(),
+        key_pem: tls.admin.key_pem.clone(),
+    }
+    .kubeconfig()
 }
 
 /// Writes the admin kubeconfig to `path` with `mode` (the file holds the
