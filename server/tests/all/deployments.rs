@@ -19,17 +19,9 @@ use serde_json::json;
 use skiff_server::controllers::{deployment, replicaset};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::Controllers;
+use crate::support::{Controllers, controllers_cluster};
 
-/// A server with only the apiserver, and the two controllers under test.
-struct Cluster(Controllers);
-
-impl std::ops::Deref for Cluster {
-    type Target = Controllers;
-    fn deref(&self) -> &Controllers {
-        &self.0
-    }
-}
+controllers_cluster!();
 
 async fn cluster() -> Cluster {
     Cluster(

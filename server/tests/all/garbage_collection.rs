@@ -15,20 +15,12 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use skiff_server::controllers::garbage_collector;
 
-use crate::support::{Controllers, eventually};
+use crate::support::{Controllers, controllers_cluster, eventually};
 
 /// A finalizer no controller removes: the test holds an object with it.
 const HOLD: &str = "example.com/hold";
 
-/// The admin client and the server, through [`Controllers`].
-struct Cluster(Controllers);
-
-impl std::ops::Deref for Cluster {
-    type Target = Controllers;
-    fn deref(&self) -> &Controllers {
-        &self.0
-    }
-}
+controllers_cluster!();
 
 /// The apiserver with the garbage collector.
 async fn cluster() -> Cluster {

@@ -13,19 +13,11 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use skiff_server::controllers::{garbage_collector, job, ttl_after_finished};
 
-use crate::support::{Controllers, eventually};
+use crate::support::{Controllers, controllers_cluster, eventually};
 
 const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 
-/// The admin client and the server, through [`Controllers`].
-struct Cluster(Controllers);
-
-impl std::ops::Deref for Cluster {
-    type Target = Controllers;
-    fn deref(&self) -> &Controllers {
-        &self.0
-    }
-}
+controllers_cluster!();
 
 /// The apiserver with the Job, TTL and garbage collection controllers.
 async fn cluster() -> Cluster {

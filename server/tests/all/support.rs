@@ -126,6 +126,23 @@ impl Drop for Controllers {
     }
 }
 
+/// Declares `struct Cluster(Controllers)`, dereferencing to
+/// [`Controllers`], for an area module to give its own helpers.
+macro_rules! controllers_cluster {
+    () => {
+        /// The admin client and the server, through [`Controllers`].
+        struct Cluster($crate::support::Controllers);
+
+        impl std::ops::Deref for Cluster {
+            type Target = $crate::support::Controllers;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+    };
+}
+pub(crate) use controllers_cluster;
+
 /// Polls `check` every 100 ms until it yields a value; panics after a
 /// minute, naming `what` it waited for.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
