@@ -529,13 +529,34 @@ impl DeleteOptions {
         }
         Ok(options)
     }
+
+    /// Applies the kind's default propagation when the request names none:
+    /// batch/v1 Jobs orphan their pods (upstream keeps that default for
+    /// compatibility, and warns). Returns the warning to send.
+    fn default_propagation(&mut self, rt: &ResourceType) -> Option<String> {
+        if self.propagation.is_some() || rt.custom || rt.group != "batch" || rt.plural != "jobs" {
+            return None;
+        }
+        self.propagation = Some("Orphan".into());
+        Some(JOB_ORPHAN_WARNING.to_owned())
+    }
 }
+
+/// kube-apiserver's warning when a Job delete names no propagation policy.
+const JOB_ORPHAN_WARNING: &str = "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning";
 
 /// `delete`: gone at once, or marked with deletionTimestamp while
 /// finalizers (or a node's kubelet, for a bound pod) finish it.
 pub fn delete(api: &Api, call: &Call, bytes: &[u8]) -> Result<Reply, ApiError> {
-    let options = DeleteOptions::read(call, bytes)?;
-    let (obj, gone) = delete_object(api, call, call.namespace(), call.name(), &options)?;
+    let mut options = DeleteOptions::read(call, bytes)?;
+    let warning = options.default_propagation(&call.rt);
+    let mut reply = delete_reply(api, call, &options)?;
+    reply.warnings.extend(warning);
+    Ok(reply)
+}
+
+fn delete_reply(api: &Api, call: &Call, options: &DeleteOptions) -> Result<Reply, ApiError> {
+    let (obj, gone) = delete_object(api, call, call.namespace(), call.name(), options)?;
     let rt = &call.rt;
     if !gone {
         return Ok(Reply::with(
@@ -558,6 +579,29 @@ pub fn delete(api: &Api, call: &Call, bytes: &[u8]) -> Result<Reply, ApiError> {
         "status": "Success",
         "details": details,
     })))
+}
+
+/// The finalizers an object being deleted keeps, with the garbage
+/// collector's set by the propagation policy (upstream's
+/// `deletionFinalizersForGarbageCollection`): Orphan wants `orphan`,
+/// Foreground `foregroundDeletion`, Background neither; no policy leaves
+/// them as they are.
+fn gc_finalizers(mut finalizers: Vec<String>, propagation: Option<&str>) -> Vec<String> {
+    let wanted = match propagation {
+        Some("Orphan") => Some("orphan"),
+        Some("Foreground") => Some("foregroundDeletion"),
+        Some("Background") => None,
+        _ => return finalizers,
+    };
+    finalizers.retain(|f| {
+        !matches!(f.as_str(), "orphan" | "foregroundDeletion") || Some(f.as_str()) == wanted
+    });
+    if let Some(wanted) = wanted
+        && !finalizers.iter().any(|f| f == wanted)
+    {
+        finalizers.push(wanted.to_owned());
+    }
+    finalizers
 }
 
 /// Deletes one object; returns its last value and whether it is gone (else
@@ -598,16 +642,7 @@ pub fn delete_object(
                 ),
             ));
         }
-        let mut finalizers = object::finalizers(&old);
-        match options.propagation.as_deref() {
-            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
-                finalizers.push("foregroundDeletion".into());
-            }
-            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
-                finalizers.push("orphan".into());
-            }
-            _ => {}
-        }
+        let finalizers = gc_finalizers(object::finalizers(&old), options.propagation.as_deref());
         let graceful = api.deletion_grace(rt, &old, options.grace);
         let namespace_lifecycle = rt.plural == "namespaces" && !rt.custom;
         if finalizers.is_empty() && graceful.is_none() && !namespace_lifecycle {
@@ -682,7 +717,8 @@ pub fn delete_object(
 
 /// `deletecollection`: deletes what a list with the same selectors finds.
 pub fn delete_collection(api: &Api, call: &Call, bytes: &[u8]) -> Result<Reply, ApiError> {
-    let options = DeleteOptions::read(call, bytes)?;
+    let mut options = DeleteOptions::read(call, bytes)?;
+    let warning = options.default_propagation(&call.rt);
     let rt = &call.rt;
     let filter = output::Filter::from_query(rt, &call.query)?;
     let page = api.store.list(rt, call.namespace(), 0, None, 0)?;
@@ -699,7 +735,9 @@ pub fn delete_collection(api: &Api, call: &Call, bytes: &[u8]) -> Result<Reply, 
         }
     }
     let revision = api.store.current_revision()?;
-    Ok(Reply::ok(output::many(api, call, deleted, revision, None)?))
+    let mut reply = Reply::ok(output::many(api, call, deleted, revision, None)?);
+    reply.warnings.extend(warning);
+    Ok(reply)
 }
 
 /// `patch`: JSON, merge and strategic merge patches, and server-side apply.
@@ -809,4 +847,32 @@ fn apply(api: &Api, call: &Call, bytes: &[u8], part: Part) -> Result<Reply, ApiE
     let mut reply = Reply::with(code, output::one(api, call, written)?);
     reply.warnings = warnings;
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gc_finalizers;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_policy_sets_the_collectors_finalizers_and_keeps_others() {
+        let start = names(&["example.com/hold", "orphan"]);
+        assert_eq!(
+            gc_finalizers(start.clone(), Some("Foreground")),
+            names(&["example.com/hold", "foregroundDeletion"])
+        );
+        assert_eq!(
+            gc_finalizers(start.clone(), Some("Background")),
+            names(&["example.com/hold"])
+        );
+        assert_eq!(gc_finalizers(start.clone(), Some("Orphan")), start);
+        assert_eq!(gc_finalizers(start.clone(), None), start);
+        assert_eq!(
+            gc_finalizers(Vec::new(), Some("Orphan")),
+            names(&["orphan"])
+        );
+    }
 }

@@ -427,6 +427,46 @@ async fn deleting_a_running_job_with_kubectl_removes_its_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_deleted_through_the_api_without_a_policy_orphans_its_pods_and_warns() {
+    let c = cluster().await;
+    c.create_job("plain", json!({})).await;
+    let pod = c.wait_for_pods("plain", 1).await.remove(0);
+    // kubectl sends propagationPolicy=Background; a bare API DELETE does not.
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&c.server.kubeconfig)
+        .args([
+            "delete",
+            "--raw",
+            "/apis/batch/v1/namespaces/default/jobs/plain",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Warning: child pods are preserved by default when jobs are deleted"),
+        "{stderr}"
+    );
+    let pod = eventually("the pod to be released", || async {
+        let pod = c.pods().get(&pod.name_any()).await.unwrap();
+        pod.owner_references().is_empty().then_some(pod)
+    })
+    .await;
+    assert!(pod.metadata.deletion_timestamp.is_none());
+    eventually("the job to go", || async {
+        c.jobs()
+            .get_opt("plain")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphaned_pods_lose_the_tracking_finalizer() {
     let c = cluster().await;
     c.create_job("left", json!({})).await;
