@@ -412,7 +412,10 @@ async fn the_readme_example_imports_from_the_air_gap_dir_and_runs() {
     std::fs::create_dir_all(&airgap).unwrap();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm/build-image.sh");
-    let built = std::process::Command::new(&script)
+    // Through bash, so a failure shows the script's stderr rather than a
+    // bare spawn error (one full run saw ENOENT spawning it directly).
+    let built = std::process::Command::new("bash")
+        .arg(&script)
         .arg("example.local/hello-wasm:e2e")
         .arg(airgap.join("hello-wasm.tar"))
         .output()
