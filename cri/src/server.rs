@@ -26,6 +26,9 @@ use crate::proto::pull_progress_server::PullProgressServer;
 /// ListImages and ListContainers on a busy node exceed tonic's 4 MiB default.
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 
+/// How long calls in flight may finish after shutdown is asked for.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A bound CRI socket, not yet serving. Dropping it removes the socket file.
 #[derive(Debug)]
 pub struct CriSocket {
@@ -78,7 +81,8 @@ impl CriSocket {
     }
 
     /// Serves until `shutdown` completes, then finishes the calls in flight
-    /// and removes the socket.
+    /// (for [`SHUTDOWN_GRACE`] at most: a client such as a kubelet keeps its
+    /// connection open) and removes the socket.
     pub async fn serve(
         mut self,
         service: CriService,
@@ -99,7 +103,13 @@ impl CriSocket {
         let trimming = CancellationToken::new();
         tokio::spawn(idle.clone().run(trimming.clone()));
         let _stop_trimming = trimming.drop_guard();
-        let result = tonic::transport::Server::builder()
+        let stopping = CancellationToken::new();
+        let signaled = stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            signaled.cancel();
+        };
+        let serving = tonic::transport::Server::builder()
             .layer(MapRequestLayer::new(move |request| {
                 idle.touch();
                 request
@@ -107,12 +117,24 @@ impl CriSocket {
             .add_service(runtime)
             .add_service(images)
             .add_service(progress)
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-            .await
-            .map_err(|source| ServeError::Transport {
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown);
+        let grace_over = async {
+            stopping.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let result = tokio::select! {
+            result = serving => result.map_err(|source| ServeError::Transport {
                 path: self.path.clone(),
                 source,
-            });
+            }),
+            () = grace_over => {
+                tracing::warn!(
+                    socket = %self.path.display(),
+                    "clients still connected {SHUTDOWN_GRACE:?} after shutdown; closing"
+                );
+                Ok(())
+            }
+        };
         tracing::info!(socket = %self.path.display(), "CRI server stopped");
         result
     }
