@@ -6,6 +6,7 @@
 mod config_file;
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,8 +37,8 @@ enum Command {
     CheckConfig(NotBuilt),
     /// Manage join tokens.
     Token(NotBuilt),
-    /// Stop every pod and shim, unmount everything, and remove the network.
-    Killall(NotBuilt),
+    /// Stop this node's Skiff processes and pods, unmount everything, and remove the pod network.
+    Killall(KillallArgs),
     /// Internal: a pod's shim process.
     #[command(hide = true)]
     Shim(skiff_shims::ShimArgs),
@@ -202,10 +203,31 @@ struct RuntimeArgs {
     debug: bool,
 }
 
+#[derive(Debug, Args)]
+struct KillallArgs {
+    /// Skiff's data directory (of the node to stop).
+    #[arg(
+        long,
+        short = 'd',
+        env = "SKIFF_DATA_DIR",
+        default_value = "/var/lib/skiff"
+    )]
+    data_dir: PathBuf,
+    /// Volatile state: pod directories, bundles and shim sockets.
+    #[arg(long, env = "SKIFF_RUN_DIR", default_value = "/run/skiff")]
+    run_dir: PathBuf,
+    /// The bridge pods attach to.
+    #[arg(long, default_value = "skiff0")]
+    bridge: String,
+    /// Log at debug level.
+    #[arg(long)]
+    debug: bool,
+}
+
 /// Where each not-yet-built command will come from.
 fn not_built(command: &str) -> &'static str {
     match command {
-        "agent" | "killall" => "the first cluster",
+        "agent" => "multi-node clusters",
         "token" => "node joining",
         _ => "a later issue",
     }
@@ -242,7 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(_) => ("agent", true),
         Command::CheckConfig(_) => ("check-config", true),
         Command::Token(_) => ("token", true),
-        Command::Killall(_) => ("killall", true),
+        Command::Killall(args) => return killall(args),
         Command::Shim(args) => return Ok(skiff_shims::run(args)),
     };
     debug_assert!(unbuilt);
@@ -278,6 +300,38 @@ fn runtime(args: RuntimeArgs) -> anyhow::Result<ExitCode> {
     };
     tokio_runtime()?.block_on(skiff_cri::node::run(config, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn killall(args: KillallArgs) -> anyhow::Result<ExitCode> {
+    init_tracing(args.debug, "info");
+    let config = skiff_cri::node::NodeConfig {
+        cri_socket: args.run_dir.join("cri.sock"),
+        registries: PathBuf::from("/etc/skiff/registries.yaml"),
+        gc: skiff_images::gc::GcPolicy::default(),
+        run_dir: args.run_dir,
+        bridge: args.bridge,
+        pod_cidr: None,
+        streaming_address: ([127, 0, 0, 1], 0).into(),
+        shim_binary: std::env::current_exe().context("finding the skiff binary (for shims)")?,
+        data_dir: args.data_dir,
+    };
+    let report = tokio_runtime()?.block_on(skiff_agent::killall::killall(&config))?;
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "stopped {} skiff process(es), removed {} pod(s), killed {} leftover shim(s); pod network {} removed",
+        report.stopped.len(),
+        report.pods_removed,
+        report.shims_killed,
+        config.bridge
+    );
+    for (pod, err) in &report.pod_failures {
+        eprintln!("skiff killall: pod {pod} not removed: {err}");
+    }
+    Ok(if report.pod_failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {

@@ -93,6 +93,20 @@ pub async fn open_image_store(config: &NodeConfig) -> Result<ImageStore, NodeErr
 /// Opens the node runtime over `images`: the pod network and the records
 /// of sandboxes and containers (finding the shims that kept running).
 pub async fn open_runtime(config: &NodeConfig, images: ImageStore) -> Result<Runtime, NodeError> {
+    let network = Arc::new(bridge_network(config)?);
+    let runtime = RuntimeConfig {
+        data_dir: config.data_dir.clone(),
+        run_dir: config.run_dir.clone(),
+        shim_binary: config.shim_binary.clone(),
+        seccomp_profile_root: config.data_dir.join("agent/seccomp"),
+        network,
+    };
+    Ok(Runtime::open(runtime, images).await?)
+}
+
+/// The node's pod network: its bridge, address bookkeeping and nftables
+/// table.
+pub fn bridge_network(config: &NodeConfig) -> Result<BridgeNetwork, NetworkError> {
     let mut bridge = BridgeConfig::new(
         config
             .data_dir
@@ -106,15 +120,7 @@ pub async fn open_runtime(config: &NodeConfig, images: ImageStore) -> Result<Run
     if config.bridge != "skiff0" {
         bridge.nft_table = format!("skiff_{}", config.bridge.replace(['-', '.'], "_"));
     }
-    let network = Arc::new(BridgeNetwork::new(bridge)?);
-    let runtime = RuntimeConfig {
-        data_dir: config.data_dir.clone(),
-        run_dir: config.run_dir.clone(),
-        shim_binary: config.shim_binary.clone(),
-        seccomp_profile_root: config.data_dir.join("agent/seccomp"),
-        network,
-    };
-    Ok(Runtime::open(runtime, images).await?)
+    BridgeNetwork::new(bridge)
 }
 
 /// Runs the node runtime until `shutdown` completes. Containers and their

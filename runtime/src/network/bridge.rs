@@ -124,6 +124,19 @@ impl BridgeNetwork {
         })
     }
 
+    /// Removes what this network built on the node: Skiff's nftables table
+    /// and the bridge (`skiff killall`, once the pods are gone). Whatever is
+    /// already gone is skipped.
+    pub fn remove(&self) -> Result<(), NetworkError> {
+        if self.nft.list(&self.table.table_listing())?.is_some() {
+            self.nft
+                .apply(&self.table.delete(), "deleting Skiff's nftables table")?;
+        }
+        self.links.detach(&self.bridge)?;
+        tracing::info!(bridge = %self.bridge, table = %self.table.name, "pod network removed");
+        Ok(())
+    }
+
     /// The allocator (to inspect allocations).
     pub fn ipam(&self) -> &Ipam {
         &self.ipam

@@ -74,8 +74,8 @@ pub trait NodeLinks: Send + Sync + std::fmt::Debug {
     /// `lo` up, default route.
     fn attach(&self, veth: &VethSpec) -> Result<(), NetworkError>;
 
-    /// Deletes the node end of a pair (the pod end goes with it). Ok when it
-    /// is already gone.
+    /// Deletes a node-side link: a pod's veth end (the pod end goes with
+    /// it) or, at `skiff killall`, the bridge. Ok when it is already gone.
     fn detach(&self, host_name: &str) -> Result<(), NetworkError>;
 
     /// Whether an interface of this name exists in the node's namespace.

@@ -504,6 +504,18 @@ impl SkiffTable {
         ["chain", "inet", &self.name, HOSTPORTS_CHAIN]
     }
 
+    /// The arguments listing the whole table.
+    pub fn table_listing(&self) -> [&str; 3] {
+        ["table", "inet", &self.name]
+    }
+
+    /// Deletes the table with everything in it.
+    pub fn delete(&self) -> Nftables<'static> {
+        let mut batch = Batch::new();
+        batch.add_cmd(NfCmd::Delete(NfListObject::Table(self.table())));
+        batch.to_nftables()
+    }
+
     /// The arguments listing the pod CIDR set.
     pub fn pod_cidrs_listing(&self) -> [&str; 4] {
         ["set", "inet", &self.name, POD_CIDRS_SET]

@@ -71,7 +71,7 @@ mod status;
 mod status_writer;
 mod sync;
 mod terminate;
-mod volumes;
+pub(crate) mod volumes;
 mod worker;
 
 /// Where pods' container logs go (kubelet's `/var/log/pods`).

@@ -464,3 +464,20 @@ fn the_fake_network_hands_out_distinct_addresses() {
     assert!(fake.attached().is_empty());
     assert!(fake.status().ready);
 }
+
+#[test]
+fn remove_deletes_the_table_and_the_bridge() {
+    let (network, links, nft, _dir) = network("10.42.0.0/24");
+    network.setup(&pod("a", Vec::new())).unwrap();
+    network.teardown(&pod("a", Vec::new())).unwrap();
+    network.remove().unwrap();
+    let last = nft.state().batches.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("\"delete\"") && last.contains("\"table\"") && last.contains("\"skiff\""),
+        "{last}"
+    );
+    assert_eq!(
+        links.state().detached.last().map(String::as_str),
+        Some("skiff0")
+    );
+}

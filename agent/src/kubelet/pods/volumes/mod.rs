@@ -29,7 +29,7 @@ mod api_data;
 mod atomic_writer;
 mod empty_dir;
 mod host_path;
-mod mounts;
+pub(crate) mod mounts;
 mod subpath;
 mod token;
 
