@@ -26,7 +26,7 @@ mod lease;
 mod machine;
 mod quantity;
 mod register;
-mod status;
+pub(crate) mod status;
 
 use std::time::{Duration, Instant};
 

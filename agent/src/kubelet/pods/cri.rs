@@ -59,6 +59,20 @@ impl Cri {
             .unwrap_or_else(|_| "skiff".into())
     }
 
+    /// Why pods on the pod network cannot start yet, as kubelet words it
+    /// (`container runtime network not ready: NetworkReady=false ...`);
+    /// None when the network is ready.
+    pub async fn network_not_ready(&self) -> Option<String> {
+        let request = Request::new(cri::StatusRequest { verbose: false });
+        let status = RuntimeService::status(&self.service, request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| go_error(&status));
+        crate::kubelet::node::status::runtime_problems(status.as_ref().map_err(Clone::clone))
+            .into_iter()
+            .find(|problem| problem.starts_with("container runtime network not ready"))
+    }
+
     /// RunPodSandbox; the sandbox ID.
     pub async fn run_pod_sandbox(
         &self,

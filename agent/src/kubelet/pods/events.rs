@@ -40,6 +40,8 @@ pub mod reason {
     pub const UNHEALTHY: &str = "Unhealthy";
     /// A volume could not be set up.
     pub const FAILED_MOUNT: &str = "FailedMount";
+    /// The pod network is not ready for a pod that needs it.
+    pub const NETWORK_NOT_READY: &str = "NetworkNotReady";
     /// The sandbox could not be created.
     pub const FAILED_CREATE_POD_SANDBOX: &str = "FailedCreatePodSandBox";
     /// The sandbox is gone and will be made again.

@@ -29,6 +29,8 @@ const RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 /// How soon a failed sandbox creation is tried again (kubelet's pod
 /// worker back-off period).
 const SANDBOX_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How soon a pod waiting for the pod network looks again.
+const NETWORK_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A ready sandbox to run containers in.
 #[derive(Debug, Clone)]
@@ -211,6 +213,22 @@ impl PodWorker {
                 dead.attempt + 1
             }
         };
+        let host_network = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        // As kubelet: a pod on the pod network waits for it (the node's pod
+        // CIDR reaches the runtime after the kubelet starts).
+        if !host_network && let Some(problem) = ctx.cri.network_not_ready().await {
+            ctx.events.warning(
+                &pod_ref(&self.pod),
+                reason::NETWORK_NOT_READY,
+                format!("network is not ready: {problem}"),
+            );
+            return Err(Next::after(NETWORK_RETRY));
+        }
         let config = sandbox_config(&self.pod, attempt, &settings);
         let logs = log_directory(&ctx.options.pod_logs_dir, &self.pod);
         if let Err(err) = std::fs::create_dir_all(&logs) {

@@ -51,6 +51,13 @@ pub struct PodNode {
 impl PodNode {
     /// Starts everything and the kubelet.
     pub async fn start() -> PodNode {
+        Self::start_with(true).await
+    }
+
+    /// Starts everything and the kubelet; without `pod_cidr` the runtime
+    /// has no pod CIDR (its network is not ready) until
+    /// [`PodNode::give_pod_cidr`].
+    pub async fn start_with(pod_cidr: bool) -> PodNode {
         let server = Cluster::start().await;
         let dir = tempfile::tempdir().unwrap();
         let client = server.admin().await;
@@ -62,7 +69,7 @@ impl PodNode {
             gc: Default::default(),
             run_dir: dir.path().join("run"),
             bridge: lease.bridge(),
-            pod_cidr: Some(lease.pod_cidr().parse().unwrap()),
+            pod_cidr: pod_cidr.then(|| lease.pod_cidr().parse().unwrap()),
             streaming_address: "127.0.0.1:0".parse().unwrap(),
             shim_binary: skiff_tests::skiff::skiff_binary().unwrap(),
         };
@@ -107,6 +114,22 @@ impl PodNode {
         };
         this.start_kubelet();
         this
+    }
+
+    /// Hands the lease's pod CIDR to the runtime (UpdateRuntimeConfig, as
+    /// the kubelet does once the node has one).
+    pub async fn give_pod_cidr(&self) {
+        use k8s_cri::v1::runtime_service_server::RuntimeService;
+        let request = k8s_cri::v1::UpdateRuntimeConfigRequest {
+            runtime_config: Some(k8s_cri::v1::RuntimeConfig {
+                network_config: Some(k8s_cri::v1::NetworkConfig {
+                    pod_cidr: self.lease.pod_cidr(),
+                }),
+            }),
+        };
+        RuntimeService::update_runtime_config(&self.cri, tonic::Request::new(request))
+            .await
+            .unwrap();
     }
 
     /// Where pod logs go.

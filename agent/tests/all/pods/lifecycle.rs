@@ -205,3 +205,40 @@ async fn a_missing_config_map_holds_the_container_until_it_exists() {
         .await;
     node.delete_all_pods().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_waits_for_the_pod_network_and_host_network_pods_do_not() {
+    let node = PodNode::start_with(false).await;
+    node.create_pod(json!({
+        "metadata": {"name": "waits"},
+        "spec": {"containers": [sleeper()]}
+    }))
+    .await;
+    node.create_pod(json!({
+        "metadata": {"name": "on-host"},
+        "spec": {"hostNetwork": true, "containers": [sleeper()]}
+    }))
+    .await;
+    node.wait_pod("on-host", "Running", |p| phase(p) == "Running")
+        .await;
+    node.wait_event(
+        "waits",
+        "NetworkNotReady",
+        "network is not ready: container runtime network not ready: NetworkReady=false reason:NoPodCIDR",
+    )
+    .await;
+    assert_eq!(phase(&node.pods().get("waits").await.unwrap()), "Pending");
+    node.give_pod_cidr().await;
+    node.wait_pod("waits", "Running", |p| phase(p) == "Running")
+        .await;
+    node.delete_all_pods().await;
+}
+
+fn sleeper() -> serde_json::Value {
+    json!({
+        "name": "c",
+        "image": BUSYBOX,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sleep", "3600"]
+    })
+}
