@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret};
 
 use super::atomic_writer::{FileProjection, Payload};
@@ -67,29 +68,12 @@ pub fn config_map(
     default_mode: i32,
     optional: bool,
 ) -> Result<Payload, String> {
-    let Some(object) = object else {
-        return if optional {
-            Ok(Payload::new())
-        } else {
-            Err(format!("configmap {name:?} not found"))
-        };
-    };
-    let mut data: BTreeMap<String, Vec<u8>> = object
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
-        .collect();
-    data.extend(
-        object
-            .binary_data
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.0.clone())),
-    );
-    project(&data, items, default_mode, optional, |key| {
-        format!("configmap references non-existent config key: {key}")
-    })
+    keyed_files(
+        object.map(|o| (o.data.as_ref(), o.binary_data.as_ref())),
+        || format!("configmap {name:?} not found"),
+        (items, default_mode, optional),
+        |key| format!("configmap references non-existent config key: {key}"),
+    )
 }
 
 /// The files of secret `name` (`None`: it does not exist).
@@ -100,29 +84,47 @@ pub fn secret(
     default_mode: i32,
     optional: bool,
 ) -> Result<Payload, String> {
-    let Some(object) = object else {
+    keyed_files(
+        object.map(|o| (o.string_data.as_ref(), o.data.as_ref())),
+        || format!("secret {name:?} not found"),
+        (items, default_mode, optional),
+        |key| format!("references non-existent secret key: {key}"),
+    )
+}
+
+/// An object's text keys and binary keys.
+type KeyedData<'a> = (
+    Option<&'a BTreeMap<String, String>>,
+    Option<&'a BTreeMap<String, ByteString>>,
+);
+
+/// The files of an object's text and binary keys (binary wins), or the
+/// `not_found` error (nothing when `optional`) when there is no object.
+fn keyed_files(
+    maps: Option<KeyedData<'_>>,
+    not_found: impl FnOnce() -> String,
+    (items, default_mode, optional): (Option<&[KeyToPath]>, i32, bool),
+    missing_key: impl Fn(&str) -> String,
+) -> Result<Payload, String> {
+    let Some((text, binary)) = maps else {
         return if optional {
             Ok(Payload::new())
         } else {
-            Err(format!("secret {name:?} not found"))
+            Err(not_found())
         };
     };
-    let mut data: BTreeMap<String, Vec<u8>> = object
-        .string_data
-        .iter()
+    let mut data: BTreeMap<String, Vec<u8>> = text
+        .into_iter()
         .flatten()
         .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
         .collect();
     data.extend(
-        object
-            .data
-            .iter()
+        binary
+            .into_iter()
             .flatten()
             .map(|(k, v)| (k.clone(), v.0.clone())),
     );
-    project(&data, items, default_mode, optional, |key| {
-        format!("references non-existent secret key: {key}")
-    })
+    project(&data, items, default_mode, optional, missing_key)
 }
 
 /// The files of a downwardAPI volume (or projection).
