@@ -1,5 +1,5 @@
 //! Running one probe or lifecycle hook: exec (ExecSync in the container),
-//! httpGet and tcpSocket (from the node to the pod's IP), sleep; failures
+//! httpGet, tcpSocket and grpc (from the node to the pod's IP), sleep; failures
 //! worded as kubelet words them.
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, HTTPGetAction, LifecycleHandler, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::http;
+use super::{grpc, http};
 use crate::kubelet::pods::cri::{Cri, go_error};
 
 /// What a probe or hook runs against.
@@ -40,8 +40,11 @@ pub async fn probe(target: Target<'_>, probe: &Probe) -> Result<(), String> {
     if let Some(action) = &probe.tcp_socket {
         return tcp(target, action.host.as_deref(), &action.port, timeout).await;
     }
-    if probe.grpc.is_some() {
-        return Err("gRPC probes are not supported by this kubelet yet".into());
+    if let Some(action) = &probe.grpc {
+        let port = u16::try_from(action.port)
+            .map_err(|_| format!("invalid port number: {}", action.port))?;
+        let service = action.service.as_deref().unwrap_or_default();
+        return grpc::check(target.pod_ip, port, service, timeout).await;
     }
     Err("probe has no handler".into())
 }

@@ -8,6 +8,7 @@
 //!
 //! - [`handlers`]: running one probe or lifecycle hook.
 //! - [`http`]: the HTTP GET they send.
+//! - [`grpc`]: the gRPC health check they call.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use super::cri::Cri;
 use super::events::{Recorder, container_ref, reason};
 use super::status::Health;
 
+pub mod grpc;
 pub mod handlers;
 pub mod http;
 
