@@ -4,13 +4,12 @@
 
 use bytes::Bytes;
 use hyper::{Response, header};
+use skiff_agent::kubelet::node::kubelet_version;
 
 use super::Body;
 
 /// The Kubernetes version the API speaks.
 pub const KUBERNETES_VERSION: (&str, &str) = ("1", "32");
-/// The version string, as `kubectl version` shows it.
-pub const GIT_VERSION: &str = concat!("v1.32.0+skiff-", env!("CARGO_PKG_VERSION"));
 
 /// The answer for `path` when it is a health or version endpoint.
 pub fn answer(path: &str) -> Option<Response<Body>> {
@@ -36,7 +35,8 @@ fn version() -> Response<Body> {
     let body = serde_json::json!({
         "major": KUBERNETES_VERSION.0,
         "minor": KUBERNETES_VERSION.1,
-        "gitVersion": GIT_VERSION,
+        // As `kubectl version` shows it, and as the kubelet reports itself.
+        "gitVersion": kubelet_version(env!("CARGO_PKG_VERSION")),
         "gitCommit": "",
         "gitTreeState": "clean",
         "buildDate": "",

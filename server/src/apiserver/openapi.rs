@@ -32,7 +32,7 @@ use super::schema::{FieldMeta, PatchSchema};
 use index::Index;
 
 /// The Kubernetes version the definitions describe (`info.version`).
-pub const KUBERNETES_VERSION: &str = "v1.32.0";
+pub const KUBERNETES_VERSION: &str = skiff_agent::kubelet::node::KUBERNETES_RELEASE;
 
 /// The embedded definitions: `{"definitions": {...}}`, zstd-compressed.
 static DEFINITIONS_ZST: &[u8] =

@@ -31,8 +31,8 @@ pub const EVICTION_MEMORY_BYTES: u64 = 100 * 1024 * 1024;
 /// threshold (`nodefs.available<10%`), a float32 in kubelet.
 pub const EVICTION_NODEFS_FRACTION: f32 = 0.1;
 
-/// The Kubernetes release the kubelet speaks, as the apiserver reports it
-/// in `/version` (`server/src/apiserver/health.rs`); the two stay equal.
+/// The Kubernetes release Skiff speaks: the kubelet's version, and the
+/// apiserver's `/version` and OpenAPI documents use it too.
 pub const KUBERNETES_RELEASE: &str = "v1.32.0";
 
 /// `v1.32.0+skiff-<version>`: the kubelet's and kube-proxy's version, as
