@@ -105,23 +105,6 @@ impl Cluster {
             .await
             .unwrap();
     }
-
-    async fn kubectl(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.server.kubeconfig)
-            .args(args)
-            .output()
-            .await
-            .expect("kubectl on PATH");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

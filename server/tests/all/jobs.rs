@@ -133,23 +133,6 @@ impl Cluster {
         })
         .await
     }
-
-    async fn kubectl(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.server.kubeconfig)
-            .args(args)
-            .output()
-            .await
-            .expect("kubectl on PATH");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
 }
 
 fn has_condition(job: &Job, type_: &str) -> bool {
@@ -432,19 +415,14 @@ async fn a_job_deleted_through_the_api_without_a_policy_orphans_its_pods_and_war
     c.create_job("plain", json!({})).await;
     let pod = c.wait_for_pods("plain", 1).await.remove(0);
     // kubectl sends propagationPolicy=Background; a bare API DELETE does not.
-    let out = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&c.server.kubeconfig)
-        .args([
+    let (ok, stdout, stderr) = c
+        .kubectl_result(&[
             "delete",
             "--raw",
             "/apis/batch/v1/namespaces/default/jobs/plain",
         ])
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .await;
+    assert!(ok, "{stdout}{stderr}");
     assert!(
         stderr.contains("Warning: child pods are preserved by default when jobs are deleted"),
         "{stderr}"

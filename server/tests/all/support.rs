@@ -120,6 +120,31 @@ impl Controllers {
     }
 }
 
+impl Controllers {
+    /// Runs kubectl as the admin; its stdout, failing the test if it fails.
+    pub async fn kubectl(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.kubectl_result(args).await;
+        assert!(ok, "kubectl {args:?}: {stdout}{stderr}");
+        stdout
+    }
+
+    /// Runs kubectl as the admin: success, stdout and stderr.
+    pub async fn kubectl_result(&self, args: &[&str]) -> (bool, String, String) {
+        let out = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.server.kubeconfig)
+            .args(args)
+            .output()
+            .await
+            .expect("kubectl on PATH");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
 impl Drop for Controllers {
     fn drop(&mut self) {
         self.stop.cancel();
